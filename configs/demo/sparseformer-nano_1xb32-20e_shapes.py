@@ -1,0 +1,49 @@
+# The embedded image demo: a small SparseFormer learns which shape sits
+# somewhere on a cluttered 64x64 background (data: make demo generates it).
+_base_ = '../sparseformer/sparseformer-tiny_8xb128_in1k.py'
+
+data_root = 'data/demo/shapes'
+num_classes = 4
+model = dict(
+    backbone=dict(
+        arch=dict(_delete_=True, num_tokens=16, focus_dims=64, cortex_dims=128,
+                  cortex_depth=2, num_points=16),
+        drop_path_rate=0.0),
+    neck=dict(in_channels=128),
+    head=dict(num_classes=num_classes, in_channels=128,
+              loss=dict(_delete_=True, type='CrossEntropyLoss'), topk=(1, )),
+    train_cfg=None)
+data_preprocessor = dict(num_classes=num_classes)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+train_dataloader = dict(
+    batch_size=32, num_workers=2, persistent_workers=False,
+    dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root,
+                 data_prefix='train', pipeline=train_pipeline),
+    sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True))
+val_dataloader = dict(
+    batch_size=64, num_workers=2, persistent_workers=False,
+    dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root,
+                 data_prefix='val', pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(optimizer=dict(lr=2e-3, weight_decay=0.05))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=2,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=2,
+         end=20, convert_to_iter_based=True),
+]
+train_cfg = dict(max_epochs=20, val_interval=5)
+auto_scale_lr = dict(base_batch_size=32)
+default_hooks = dict(logger=dict(interval=10),
+                     checkpoint=dict(interval=5, max_keep_ckpts=1))
+custom_hooks = [dict(type='SamplingGradScaleHook')]
+randomness = dict(seed=0)

@@ -1,0 +1,12 @@
+# SparseFormer-T on ImageNet-1K: 31.5 M params, 2.0 GFLOPs, 81.0 top-1 (paper).
+_base_ = [
+    '../_base_/models/sparseformer-tiny.py',
+    '../_base_/datasets/imagenet_bs128_sparseformer_224.py',
+    '../_base_/schedules/imagenet_bs1024_adamw_sparseformer.py',
+    '../_base_/default_runtime.py',
+]
+# EMA of the weights, decay 0.9999 per iteration (mmengine: momentum = 1 - decay).
+custom_hooks = [
+    dict(type='SamplingGradScaleHook'),
+    dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL'),
+]

@@ -1,0 +1,7 @@
+"""SparseFormer for image and video recognition in the OpenMMLab ecosystem."""
+from . import compat
+
+compat.apply_all()
+
+from . import datasets, engine, models, utils  # noqa: E402,F401
+from .version import __version__  # noqa: E402,F401

@@ -1,0 +1,40 @@
+"""Keeps SparseFormer's sampling-coordinate gradient clip right under AMP."""
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.optim import AmpOptimWrapper
+from mmengine.registry import HOOKS
+
+
+def current_loss_scale(optim_wrapper) -> float:
+    """The factor the next backward pass multiplies the loss by.
+
+    It is the GradScaler's scale of an ``AmpOptimWrapper`` and 1 otherwise.
+    mmengine's ``AmpOptimWrapper`` scales the loss even for bf16; bf16 needs
+    no scaling, so bf16 configs set ``loss_scale=1.0`` and the clip sees 1.
+    """
+    wrappers = getattr(optim_wrapper, 'optim_wrappers', None)
+    if wrappers:  # OptimWrapperDict: the model's one wrapper holds the scaler
+        optim_wrapper = next(iter(wrappers.values()))
+    if isinstance(optim_wrapper, AmpOptimWrapper):
+        scaler = getattr(optim_wrapper, 'loss_scaler', None)
+        if scaler is not None and scaler.is_enabled():
+            return float(scaler.get_scale())
+    return 1.0
+
+
+@HOOKS.register_module()
+class SamplingGradScaleHook(Hook):
+    """Before each training iteration, tell every module with a
+    ``loss_scale`` attribute (SparseFormer backbones) the AMP loss scale, so
+    that its coordinate-gradient clip scales with it."""
+
+    priority = 'NORMAL'
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        scale = current_loss_scale(runner.optim_wrapper)
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        for m in model.modules():
+            if hasattr(m, '_loss_scale_managed'):
+                m.loss_scale = scale
+                m._loss_scale_managed = True

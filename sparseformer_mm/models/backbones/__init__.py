@@ -1,0 +1,3 @@
+from .sparseformer import EarlyConvolution, SparseFormer
+
+__all__ = ['EarlyConvolution', 'SparseFormer']

@@ -1,0 +1,110 @@
+"""RoI geometry shared by the image (2-D boxes) and video (3-D tubes) models.
+
+A RoI with ``ndim`` spatial dimensions is stored as its two corners
+``(lo_1, ..., lo_ndim, hi_1, ..., hi_ndim)`` in normalised [0, 1] coordinates:
+``(x1, y1, x2, y2)`` for images and ``(x1, y1, t1, x2, y2, t2)`` for video.
+"""
+import torch
+from torch import Tensor
+
+
+def promote_half(x: Tensor) -> Tensor:
+    """fp16/bf16 -> fp32; other dtypes (fp32, fp64) unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def roi_center_size(roi: Tensor):
+    """Split corner-form RoIs ``(..., 2*ndim)`` into centres and sizes."""
+    ndim = roi.shape[-1] // 2
+    lo, hi = roi[..., :ndim], roi[..., ndim:]
+    return (lo + hi) * 0.5, hi - lo
+
+
+@torch.autocast('cuda', enabled=False)
+@torch.autocast('cpu', enabled=False)
+def roi_adjust(roi: Tensor, delta: Tensor) -> Tensor:
+    """Move and rescale RoIs by predicted deltas (always in fp32).
+
+    Args:
+        roi (Tensor): ``(..., 2*ndim)`` corners.
+        delta (Tensor): ``(..., 2*ndim)``: the first ``ndim`` values shift the
+            centre by ``delta * size``; the last ``ndim`` scale the size by
+            ``exp(delta)``.
+
+    Returns:
+        Tensor: adjusted corners, same shape as ``roi``.
+    """
+    roi, delta = promote_half(roi), promote_half(delta)
+    ndim = roi.shape[-1] // 2
+    center, _ = roi_center_size(roi)
+    size = (roi[..., ndim:] - roi[..., :ndim]).abs()
+    center = center + delta[..., :ndim] * size
+    size = size * delta[..., ndim:].exp()
+    return torch.cat([center - 0.5 * size, center + 0.5 * size], dim=-1)
+
+
+@torch.autocast('cuda', enabled=False)
+@torch.autocast('cpu', enabled=False)
+def make_sampling_points(roi: Tensor, offset: Tensor, eps: float = 1e-5) -> Tensor:
+    """Turn raw per-token offsets into absolute sampling points inside RoIs.
+
+    Offsets are standardised per token and per axis over the points
+    (``(o - mean) / (3 * (std + eps))``, unbiased std), scaled by the RoI size
+    and added to the RoI centre.
+
+    Args:
+        roi (Tensor): ``(B, N, 2*ndim)`` corners.
+        offset (Tensor): ``(B, N, P*ndim)``, point-major (x varying fastest
+            within a point).
+        eps (float): added to the std. Defaults to 1e-5.
+
+    Returns:
+        Tensor: ``(B, N, P, ndim)`` absolute normalised coordinates.
+    """
+    roi, offset = promote_half(roi), promote_half(offset)
+    B, N, _ = offset.shape
+    ndim = roi.shape[-1] // 2
+    offset = offset.view(B, N, -1, ndim)
+    mean = offset.mean(dim=2, keepdim=True)
+    std = offset.std(dim=2, keepdim=True) + eps
+    offset = (offset - mean) / (3 * std)
+    center, size = roi_center_size(roi)
+    return center.unsqueeze(2) + offset * size.unsqueeze(2)
+
+
+def grid_init_rois(num_tokens: int, unit: float = 0.5) -> Tensor:
+    """The reference RoI initialisation: an ``r x r`` grid of half-image boxes.
+
+    Token ``a*r + b`` has x-index ``a`` and y-index ``b``; along each axis the
+    low corner is ``i/(r-1) * (1 - unit)`` and the high corner ``lo + unit``.
+
+    Returns:
+        Tensor: ``(num_tokens, 4)`` corners.
+    """
+    r = int(round(num_tokens ** 0.5))
+    if r * r != num_tokens or r < 2:
+        raise ValueError(
+            f'num_tokens={num_tokens} is not a square of an integer >= 2; '
+            'the grid RoI initialisation needs e.g. 49, 64 or 81 tokens.')
+    steps = torch.arange(r, dtype=torch.float32) / (r - 1) * (1 - unit)
+    gx = steps.view(r, 1).expand(r, r)  # x-index a varies along rows
+    gy = steps.view(1, r).expand(r, r)
+    lo = torch.stack([gx, gy], dim=-1).reshape(num_tokens, 2)
+    return torch.cat([lo, lo + unit], dim=-1)
+
+
+def grid_init_offsets(num_points: int, ndim: int = 2) -> Tensor:
+    """Centred ``sqrt(P) x sqrt(P)`` grid ``(k + 0.5)/sqrt(P) - 0.5``, x fastest.
+
+    For ``ndim == 3`` the temporal component is zero. Returns ``(P*ndim,)``.
+    """
+    r = int(round(num_points ** 0.5))
+    if r * r != num_points:
+        raise ValueError(f'num_points={num_points} must be a perfect square '
+                         '(e.g. 36) for the grid offset initialisation.')
+    steps = (torch.arange(r, dtype=torch.float32) + 0.5) / r - 0.5
+    xs = steps.view(1, r).expand(r, r)
+    ys = steps.view(r, 1).expand(r, r)
+    pts = [xs.reshape(-1), ys.reshape(-1)]
+    pts += [torch.zeros(num_points)] * (ndim - 2)
+    return torch.stack(pts, dim=-1).reshape(-1)

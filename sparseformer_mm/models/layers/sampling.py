@@ -1,0 +1,69 @@
+"""Sparse feature sampling at points, in 2-D (bilinear) or 3-D (trilinear)."""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .roi_geometry import promote_half
+
+
+class ClipCoordGrad(torch.autograd.Function):
+    """Identity forward; clamps the incoming gradient element-wise to
+    ``±limit * loss_scale`` in backward.
+
+    The original training code keeps the gradient reaching the sampling
+    coordinates local (at most one feature-map cell, ``1/H_feat``). Under fp16
+    loss scaling every gradient is multiplied by the loss scale ``g``, so the
+    limit must be multiplied by ``g`` too, or the clip would cut the scaled
+    gradients to almost nothing. bf16 and fp32 training use ``g = 1``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, limit: float, loss_scale: float):
+        ctx.bound = limit * loss_scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad.clamp(-ctx.bound, ctx.bound), None, None
+
+
+def sample_points(feat: Tensor,
+                  points: Tensor,
+                  clip_grad: bool = False,
+                  loss_scale: float = 1.0,
+                  padding_mode: str = 'zeros',
+                  align_corners: bool = False) -> Tensor:
+    """Sample ``feat`` at normalised points with (bi/tri)linear interpolation.
+
+    Args:
+        feat (Tensor): ``(B, C, H, W)`` or ``(B, C, T, H, W)``. Half
+            precision is promoted to fp32.
+        points (Tensor): ``(B, N, P, ndim)`` in [0, 1], ``(x, y)`` or
+            ``(x, y, t)`` order.
+        clip_grad (bool): clip the coordinate gradient to ``±loss_scale/H``.
+        loss_scale (float): the AMP loss scale currently in effect.
+        padding_mode (str): ``grid_sample`` padding. Defaults to 'zeros'.
+        align_corners (bool): ``grid_sample`` convention. Defaults to False.
+
+    Returns:
+        Tensor: ``(B, N, P, C)`` in fp32 (or the points' wider dtype).
+    """
+    feat, points = promote_half(feat), promote_half(points)
+    if feat.dtype != points.dtype:
+        feat = feat.to(points.dtype)
+    ndim = points.shape[-1]
+    if feat.dim() != ndim + 2:
+        raise ValueError(f'{ndim}-D points need a {ndim + 2}-D feature map, '
+                         f'got shape {tuple(feat.shape)}')
+    if clip_grad and points.requires_grad:
+        points = ClipCoordGrad.apply(points, 1.0 / feat.shape[-2], loss_scale)
+    grid = points * 2.0 - 1.0
+    if ndim == 3:
+        grid = grid.unsqueeze(1)  # (B, 1, N, P, 3)
+    out = F.grid_sample(feat, grid, mode='bilinear', padding_mode=padding_mode,
+                        align_corners=align_corners)
+    if ndim == 3:
+        out = out.squeeze(2)
+    return out.permute(0, 2, 3, 1)  # (B, N, P, C)

@@ -1,0 +1,32 @@
+"""Token pooling neck: mean over latent tokens, then LayerNorm."""
+from typing import Tuple, Union
+
+import torch.nn as nn
+from mmaction.registry import MODELS as ACTION_MODELS
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+from torch import Tensor
+
+
+@PRETRAIN_MODELS.register_module()
+@ACTION_MODELS.register_module()
+class TokenPooling(BaseModule):
+    """Average the latent tokens and normalise: ``(B, N, C) -> (B, C)``.
+
+    Holds the reference model's final ``norm``, so that this neck followed by
+    a linear head (``LinearClsHead`` in mmpretrain) carries exactly the
+    reference classifier's parameters.
+
+    Args:
+        in_channels (int): token width.
+        eps (float): LayerNorm eps. Defaults to 1e-6.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, in_channels: int, eps: float = 1e-6, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.norm = nn.LayerNorm(in_channels, eps=eps)
+
+    def forward(self, inputs: Union[Tensor, Tuple[Tensor]]) -> Tuple[Tensor]:
+        tokens = inputs[-1] if isinstance(inputs, (tuple, list)) else inputs
+        return (self.norm(tokens.mean(dim=1)), )

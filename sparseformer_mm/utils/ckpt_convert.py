@@ -1,0 +1,142 @@
+"""Convert released / original SparseFormer weights to mmpretrain checkpoints."""
+import re
+from collections import OrderedDict
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ..compat import load_weights_only
+
+# Original training code -> reference library names (applied in order, on
+# whole dotted components).
+LEGACY_RENAMES = (
+    ('attn.in_proj_weight', 'attn.qkv.weight'),
+    ('attn.in_proj_bias', 'attn.qkv.bias'),
+    ('attn.out_proj', 'attn.proj'),
+    ('tuo_proj', 'out_proj'),
+    ('token_roi', 'initial_roi'),
+    ('token_embedding', 'initial_embedding'),
+    ('ln_attn', 'norm1'),
+    ('ffn.0', 'norm2'),
+    ('ffn.1', 'mlp.fc1'),
+    ('ffn.3', 'mlp.fc2'),
+    ('head.norm', 'norm'),
+    ('head.classifier', 'proj'),
+)
+
+
+def _rename(key: str, old: str, new: str) -> str:
+    return re.sub(r'(^|\.)' + re.escape(old) + r'(?=\.|$)',
+                  lambda m: m.group(1) + new, key)
+
+
+def extract_state_dict(ckpt: dict, ema: bool = False,
+                       src: str = '<checkpoint>') -> Dict[str, torch.Tensor]:
+    """Pick the flat reference-layout state dict out of a loaded file.
+
+    Accepts the library's flat ``*_converted.pth`` and the original training
+    code's ``{'model', 'model_ema', ...}`` (older key names are renamed).
+    """
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{src}: expected a dict of tensors, got '
+                         f'{type(ckpt).__name__}')
+    if 'state_dict' in ckpt and any(
+            k.startswith('backbone.') for k in ckpt['state_dict']):
+        raise ValueError(f'{src} is already an mmpretrain checkpoint '
+                         '(keys start with "backbone."); load it directly.')
+    if ema:
+        if 'model_ema' not in ckpt:
+            raise ValueError(f'--ema given but {src} has no "model_ema" entry '
+                             f'(top-level keys: {sorted(ckpt)[:10]})')
+        ckpt = ckpt['model_ema']
+        if isinstance(ckpt, dict) and 'state_dict_ema' in ckpt:
+            ckpt = ckpt['state_dict_ema']
+    elif 'model' in ckpt and isinstance(ckpt['model'], dict):
+        ckpt = ckpt['model']
+    out = OrderedDict()
+    for key, value in ckpt.items():
+        if not torch.is_tensor(value):
+            continue
+        if key.startswith('module.'):
+            key = key[len('module.'):]
+        for old, new in LEGACY_RENAMES:
+            key = _rename(key, old, new)
+        out[key] = value
+    return out
+
+
+def infer_arch(sd: Dict[str, torch.Tensor], src: str = '<checkpoint>') -> dict:
+    """Read ``arch`` (num_tokens, widths, depth, points) off the tensors."""
+    needed = ('initial_roi.weight', 'initial_embedding.weight',
+              'layers.0.roi_offset_bias')
+    missing = [k for k in needed if k not in sd]
+    if missing:
+        some = sorted(sd)[:8]
+        raise ValueError(
+            f'{src} is not a SparseFormer checkpoint: missing {missing}. '
+            f'Its first keys are {some}.')
+    num_tokens, focus_dims = sd['initial_embedding.weight'].shape
+    ndim = sd['initial_roi.weight'].shape[1] // 2
+    num_points = sd['layers.0.roi_offset_bias'].numel() // ndim
+    units = sorted({int(m.group(1)) for k in sd
+                    for m in [re.match(r'layers\.(\d+)\.norm1\.', k)] if m})
+    has_transition = 'layers.1.0.weight' in sd
+    cortex_dims = sd['layers.1.0.weight'].shape[0] if has_transition \
+        else focus_dims
+    return dict(num_tokens=int(num_tokens), focus_dims=int(focus_dims),
+                cortex_dims=int(cortex_dims), cortex_depth=len(units) - 1,
+                num_points=int(num_points))
+
+
+def to_mmpretrain(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Reference layout -> ``ImageClassifier`` (backbone/neck/head) layout."""
+    out = OrderedDict()
+    for key, value in sd.items():
+        if key.startswith('norm.'):
+            out['neck.' + key] = value
+        elif key.startswith('proj.'):
+            out['head.fc.' + key[len('proj.'):]] = value
+        else:
+            out['backbone.' + key] = value
+    return out
+
+
+def build_classifier(arch: dict, num_classes: int):
+    """The mmpretrain ImageClassifier matching a reference model."""
+    from mmpretrain.registry import MODELS
+    return MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='SparseFormer', arch=arch),
+        neck=dict(type='TokenPooling', in_channels=arch['cortex_dims']),
+        head=dict(type='LinearClsHead', num_classes=num_classes,
+                  in_channels=arch['cortex_dims'])))
+
+
+def convert_sparseformer(src: str, ema: bool = False) -> Tuple[dict, dict]:
+    """Load ``src`` weights-only and return ``(checkpoint, arch)``.
+
+    The returned checkpoint (``{'meta', 'state_dict'}``) loads into
+    :func:`build_classifier` with ``strict=True``; this is verified here and
+    a ``ValueError`` names any missing or unexpected keys.
+    """
+    sd = extract_state_dict(load_weights_only(src), ema=ema, src=src)
+    arch = infer_arch(sd, src)
+    state_dict = to_mmpretrain(sd)
+    num_classes = state_dict['head.fc.weight'].shape[0] \
+        if 'head.fc.weight' in state_dict else 1000
+    model = build_classifier(arch, num_classes)
+    expected = model.state_dict()
+    unexpected = sorted(set(state_dict) - set(expected))
+    missing = sorted(set(expected) - set(state_dict))
+    if unexpected or missing:
+        raise ValueError(
+            f'{src} does not match a SparseFormer with arch {arch}: '
+            f'unexpected keys {unexpected[:20]}'
+            f'{" ..." if len(unexpected) > 20 else ""}; '
+            f'missing keys {missing[:20]}{" ..." if len(missing) > 20 else ""}')
+    bad = [k for k in expected if expected[k].shape != state_dict[k].shape]
+    if bad:
+        raise ValueError(f'{src}: shape mismatch for {bad[:10]}')
+    model.load_state_dict(state_dict, strict=True)
+    meta = dict(arch=arch, num_classes=num_classes, source=str(src), ema=ema)
+    return dict(meta=meta, state_dict=state_dict), arch

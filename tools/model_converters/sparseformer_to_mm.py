@@ -1,0 +1,46 @@
+"""Convert SparseFormer weights to an mmpretrain checkpoint.
+
+Accepts the reference library's released ``*_converted.pth`` (flat state
+dict) and the original training code's checkpoints (``{'model',
+'model_ema', ...}``, older key names). Inputs are read weights-only.
+
+Example:
+    python tools/model_converters/sparseformer_to_mm.py \
+        sparseformer_v1_tiny_converted.pth checkpoints/sparseformer-tiny_in1k.pth
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+
+import sparseformer_mm  # noqa: F401  (applies compat fixes, registers models)
+from sparseformer_mm.utils import convert_sparseformer
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='released or original checkpoint')
+    parser.add_argument('dst', help='output mmpretrain checkpoint')
+    parser.add_argument('--ema', action='store_true',
+                        help="use the 'model_ema' weights of an original "
+                        'training checkpoint')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    try:
+        ckpt, arch = convert_sparseformer(args.src, ema=args.ema)
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        sys.exit(f'error: {e}')
+    if osp.dirname(args.dst):
+        os.makedirs(osp.dirname(args.dst), exist_ok=True)
+    torch.save(ckpt, args.dst)
+    print(f'saved {len(ckpt["state_dict"])} tensors to {args.dst} '
+          f'(arch={arch}, num_classes={ckpt["meta"]["num_classes"]})')
+
+
+if __name__ == '__main__':
+    main()

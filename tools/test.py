@@ -1,0 +1,66 @@
+"""Evaluate a checkpoint with an mmpretrain / mmaction2 config."""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+import sparseformer_mm  # noqa: F401  (compat fixes, registries)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and metrics')
+    parser.add_argument('--dump', type=str,
+                        help='dump predictions to a pickle file (.pkl)')
+    parser.add_argument('--show-dir', help='directory for visualisations '
+                        'of predictions (under the work dir)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, key=value pairs')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show_dir is not None:
+        vis = cfg.default_hooks.setdefault(
+            'visualization', dict(type='VisualizationHook'))
+        vis['enable'] = True
+        vis['out_dir'] = args.show_dir
+    if args.dump is not None:
+        assert args.dump.endswith(('.pkl', '.pickle')), \
+            f'--dump must end with .pkl or .pickle, got {args.dump}'
+        evaluator = cfg.test_evaluator
+        if not isinstance(evaluator, (list, tuple)):
+            evaluator = [evaluator]
+        cfg.test_evaluator = list(evaluator) + [
+            dict(type='DumpResults', out_file_path=args.dump)]
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    print('test metrics: ' + ', '.join(
+        f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}'
+        for k, v in metrics.items()))
+
+
+if __name__ == '__main__':
+    main()
