@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.sparseformer_mm-installed
 WORK_DIR ?= work_dirs/demo
+DEMO_CFG := configs/demo/sparseformer-nano_1xb32-6e_shapes.py
 
 .PHONY: install test demo clean
 
@@ -22,7 +23,10 @@ test: install
 	$(PY) -m pytest tests
 
 demo: install
-	$(PY) tools/demo/image_demo.py --work-dir $(WORK_DIR)
+	$(PY) tools/data/make_synthetic_images.py data/demo/shapes
+	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(WORK_DIR)
+	$(PY) tools/test.py $(DEMO_CFG) "$$(cat $(WORK_DIR)/last_checkpoint)" --work-dir $(WORK_DIR)
+	@echo "logs, scalars.json and checkpoints: $(WORK_DIR)/"
 
 clean:
 	rm -rf $(VENV) work_dirs data/demo

@@ -8,6 +8,7 @@ import importlib.metadata
 import importlib.util
 import os
 import os.path as osp
+import pickle
 import sys
 import types
 from typing import Iterator, List
@@ -151,11 +152,24 @@ def _is_trusted(filename: str) -> bool:
     return any(osp.commonpath([real, d]) == d for d in _TRUSTED_DIRS)
 
 
+def _history_buffer_getattr(obj, name):
+    """Stand-in for ``getattr`` while unpickling: HistoryBuffer pickles its
+    statistics methods as ``getattr(HistoryBuffer, 'mean')``; nothing else
+    may be looked up."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and name in ('min', 'max', 'mean', 'current'):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in a weights-only load')
+
+
 def _safe_globals() -> list:
     """Inert types found in mmengine checkpoints (no code runs on load)."""
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
-    allowed = [HistoryBuffer, np.ndarray, np.dtype]
+    allowed = [HistoryBuffer, np.ndarray, np.dtype,
+               (_history_buffer_getattr, '__builtin__.getattr'),
+               (_history_buffer_getattr, 'builtins.getattr')]
     try:
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy < 2

@@ -20,7 +20,7 @@ def _clutter(rng: np.random.Generator, size: int) -> np.ndarray:
     img = rng.integers(60, 196, size=3).astype(np.float32) * np.ones(
         (size, size, 3), np.float32)
     img += rng.normal(0, 12, (size, size, 3))
-    for _ in range(rng.integers(6, 12)):  # thin lines
+    for _ in range(rng.integers(3, 7)):  # thin lines
         p1, p2 = rng.integers(0, size, 2), rng.integers(0, size, 2)
         color = rng.integers(0, 256, 3).tolist()
         cv2.line(img, tuple(map(int, p1)), tuple(map(int, p2)), color, 1)
@@ -58,7 +58,7 @@ def draw_shape(img: np.ndarray, shape: str, center, radius: int, color):
 def make_shape_image(rng: np.random.Generator, shape: str, size: int = 64):
     """One BGR uint8 image and the object's box ``(x1, y1, x2, y2)``."""
     img = _clutter(rng, size)
-    radius = int(rng.integers(size // 10, size // 6 + 1))
+    radius = int(rng.integers(size // 8, size // 5 + 1))
     cx, cy = (int(v) for v in rng.integers(radius + 1, size - radius - 1, 2))
     color = rng.integers(0, 256, 3)
     while np.abs(color - img[cy, cx]).sum() < 150:  # keep it visible

@@ -12,9 +12,9 @@ from sparseformer_mm.datasets import make_shape_dataset
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('root', help='output folder')
-    parser.add_argument('--num-train', type=int, default=300,
+    parser.add_argument('--num-train', type=int, default=1000,
                         help='training images per class')
-    parser.add_argument('--num-val', type=int, default=60,
+    parser.add_argument('--num-val', type=int, default=100,
                         help='validation images per class')
     parser.add_argument('--size', type=int, default=64, help='image size')
     parser.add_argument('--seed', type=int, default=0)

@@ -8,6 +8,8 @@ model = dict(
     backbone=dict(
         arch=dict(_delete_=True, num_tokens=16, focus_dims=64, cortex_dims=128,
                   cortex_depth=2, num_points=16),
+        # 64 heads would leave 2 channels per head at this width.
+        num_heads=4,
         drop_path_rate=0.0),
     neck=dict(in_channels=128),
     head=dict(num_classes=num_classes, in_channels=128,
@@ -34,16 +36,16 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(optimizer=dict(lr=2e-3, weight_decay=0.05))
+optim_wrapper = dict(optimizer=dict(lr=1e-3, weight_decay=0.05))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=2,
+    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=2,
-         end=20, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1,
+         end=6, convert_to_iter_based=True),
 ]
-train_cfg = dict(max_epochs=20, val_interval=5)
+train_cfg = dict(max_epochs=6, val_interval=2)
 auto_scale_lr = dict(base_batch_size=32)
-default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=5, max_keep_ckpts=1))
+default_hooks = dict(logger=dict(interval=25),
+                     checkpoint=dict(interval=2, max_keep_ckpts=1))
 custom_hooks = [dict(type='SamplingGradScaleHook')]
 randomness = dict(seed=0)
