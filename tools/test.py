@@ -1,12 +1,12 @@
 """Evaluate a checkpoint with an mmpretrain / mmaction2 config."""
 import argparse
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
+from sparseformer_mm.utils.cli import load_config
 
 
 def parse_args():
@@ -32,15 +32,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     cfg.load_from = args.checkpoint
     if args.show_dir is not None:
         vis = cfg.default_hooks.setdefault(

@@ -1,12 +1,12 @@
 """Train a model with an mmpretrain / mmaction2 config (mmaction2's CLI)."""
 import argparse
 import os
-import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
+from sparseformer_mm.utils.cli import load_config
 
 
 def parse_args():
@@ -43,15 +43,7 @@ def parse_args():
 
 
 def merge_args(cfg: Config, args) -> Config:
-    """Fold the command line into the config, as mmaction2's tool does."""
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    """Fold the training options into the config, as mmaction2's tool does."""
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         assert optim_wrapper in ('OptimWrapper', 'AmpOptimWrapper'), (
@@ -82,7 +74,7 @@ def merge_args(cfg: Config, args) -> Config:
 
 def main():
     args = parse_args()
-    cfg = merge_args(Config.fromfile(args.config), args)
+    cfg = merge_args(load_config(args), args)
     runner = Runner.from_cfg(cfg)
     runner.train()
 
