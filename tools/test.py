@@ -3,10 +3,11 @@ import argparse
 import os
 
 from mmengine.config import DictAction
+from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
-from sparseformer_mm.utils.cli import load_config
+from sparseformer_mm.utils.cli import load_config, setup_cpu_distributed
 
 
 def parse_args():
@@ -47,11 +48,14 @@ def main():
             evaluator = [evaluator]
         cfg.test_evaluator = list(evaluator) + [
             dict(type='DumpResults', out_file_path=args.dump)]
+    # No-op with GPUs; on CPU, a gloo group replaces the CUDA-only init.
+    setup_cpu_distributed(cfg, training=False)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
-    print('test metrics: ' + ', '.join(
-        f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}'
-        for k, v in metrics.items()))
+    if is_main_process():  # every rank gets the metrics; print them once
+        print('test metrics: ' + ', '.join(
+            f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}'
+            for k, v in metrics.items()))
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
-from sparseformer_mm.utils.cli import load_config
+from sparseformer_mm.utils.cli import load_config, setup_cpu_distributed
 
 
 def parse_args():
@@ -75,6 +75,8 @@ def merge_args(cfg: Config, args) -> Config:
 def main():
     args = parse_args()
     cfg = merge_args(load_config(args), args)
+    # No-op with GPUs; on CPU, a gloo group replaces the CUDA-only init.
+    setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
 

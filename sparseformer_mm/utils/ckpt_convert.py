@@ -140,3 +140,33 @@ def convert_sparseformer(src: str, ema: bool = False) -> Tuple[dict, dict]:
     model.load_state_dict(state_dict, strict=True)
     meta = dict(arch=arch, num_classes=num_classes, source=str(src), ema=ema)
     return dict(meta=meta, state_dict=state_dict), arch
+
+
+def inflate_checkpoint(src: str, replicates: int) -> dict:
+    """An image checkpoint (ours, or released / original weights) as an
+    mmaction2 ``Recognizer3D`` checkpoint for VideoSparseFormer.
+
+    The backbone is inflated (see ``inflate_image_state_dict``); the neck's
+    LayerNorm is kept and the image head becomes ``cls_head.fc_cls``.
+    """
+    from ..models.backbones.video_sparseformer import inflate_image_state_dict
+    ckpt = load_weights_only(src)
+    sd = ckpt.get('state_dict') if isinstance(ckpt, dict) else None
+    if not sd or not any(k.startswith('backbone.') for k in sd):
+        sd = to_mmpretrain(extract_state_dict(ckpt, src=src))
+    conv = sd.get('backbone.feat_extractor.conv1.weight')
+    if conv is None or conv.dim() != 4:
+        raise ValueError(f'{src} is not an image SparseFormer checkpoint '
+                         '(no 2-D backbone.feat_extractor.conv1.weight)')
+    backbone = {k[len('backbone.'):]: v for k, v in sd.items()
+                if k.startswith('backbone.')}
+    arch = infer_arch(backbone, src)
+    out = OrderedDict(('backbone.' + k, v) for k, v in
+                      inflate_image_state_dict(backbone, replicates).items())
+    for k, v in sd.items():
+        if k.startswith('neck.'):
+            out[k] = v
+        elif k.startswith('head.fc.'):
+            out['cls_head.fc_cls.' + k[len('head.fc.'):]] = v
+    meta = dict(arch=arch, replicates=replicates, source=str(src))
+    return dict(meta=meta, state_dict=out)

@@ -1,7 +1,16 @@
 """Command-line plumbing shared by tools/train.py and tools/test.py."""
+import datetime
+import os
 import os.path as osp
+import subprocess
+from typing import Tuple
 
+import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.device import get_device
+from mmengine.logging import print_log
+from mmengine.registry import MODEL_WRAPPERS
+from torch.nn.parallel import DistributedDataParallel
 
 
 def load_config(args) -> Config:
@@ -18,3 +27,105 @@ def load_config(args) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def _dist_env(launcher: str) -> Tuple[int, int]:
+    """Return ``(rank, world_size)`` for ``launcher`` and fill in the
+    ``MASTER_ADDR``/``MASTER_PORT`` variables the ``env://`` rendezvous needs,
+    the way mmengine's ``init_dist`` derives them (minus the CUDA calls)."""
+    if launcher == 'pytorch':
+        # torchrun exports RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT.
+        return int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    if launcher == 'slurm':
+        rank = int(os.environ['SLURM_PROCID'])
+        world_size = int(os.environ['SLURM_NTASKS'])
+        os.environ.setdefault('LOCAL_RANK',
+                              os.environ.get('SLURM_LOCALID', '0'))
+        if 'MASTER_ADDR' not in os.environ:
+            node_list = os.environ['SLURM_NODELIST']
+            os.environ['MASTER_ADDR'] = subprocess.getoutput(
+                f'scontrol show hostname {node_list} | head -n1')
+    elif launcher == 'mpi':
+        rank = int(os.environ['OMPI_COMM_WORLD_RANK'])
+        world_size = int(os.environ['OMPI_COMM_WORLD_SIZE'])
+        os.environ.setdefault('LOCAL_RANK',
+                              os.environ['OMPI_COMM_WORLD_LOCAL_RANK'])
+        if 'MASTER_ADDR' not in os.environ:
+            raise KeyError('The environment variable MASTER_ADDR is not set')
+    else:
+        raise ValueError(f'Invalid launcher type: {launcher}')
+    os.environ.setdefault('MASTER_PORT', '29500')  # torch's default port
+    os.environ['RANK'] = str(rank)
+    os.environ['WORLD_SIZE'] = str(world_size)
+    return rank, world_size
+
+
+def setup_cpu_distributed(cfg: Config, training: bool = True) -> bool:
+    """Make ``--launcher pytorch|slurm|mpi`` work on a machine without GPUs.
+
+    mmengine's ``init_dist`` always calls ``torch.cuda.set_device`` and its
+    ``Runner.wrap_model`` passes ``device_ids=[LOCAL_RANK]`` to DDP, so both
+    fail on CPU. Here the process group is created with the ``gloo`` backend
+    before the Runner is built: ``Runner.setup_env`` only calls ``init_dist``
+    when ``not is_distributed()``, so it then uses this group as is. The DDP
+    wrapper is configured with ``device_ids=None`` (the CPU form).
+
+    Nothing happens when the launcher is ``'none'`` or an accelerator is
+    available; GPU clusters keep mmengine's own (NCCL) set-up.
+
+    Args:
+        cfg (Config): The full config, after ``load_config``; its
+            ``env_cfg.dist_cfg`` and ``model_wrapper_cfg`` are updated in
+            place.
+        training (bool): Whether the optimizer wrapper will be built, i.e.
+            whether ``AmpOptimWrapper`` must be rejected. Defaults to True.
+
+    Returns:
+        bool: Whether the CPU (gloo) set-up was applied.
+    """
+    if cfg.get('launcher', 'none') == 'none' or get_device() != 'cpu':
+        return False
+    optim_type = (cfg.get('optim_wrapper') or {}).get('type', 'OptimWrapper')
+    if training and optim_type == 'AmpOptimWrapper':
+        # mmengine only asserts deep inside Runner.train(), after every rank
+        # has joined the process group; fail early and say why.
+        raise RuntimeError(
+            'Mixed precision (--amp / AmpOptimWrapper) needs a GPU, but no '
+            'CUDA device is available; drop --amp to train on CPU.')
+
+    # Assign rather than setdefault: ConfigDict stores a converted copy of a
+    # new plain dict, so edits to the returned one would be lost.
+    env_cfg = cfg.get('env_cfg') or {}
+    dist_cfg = dict(env_cfg.get('dist_cfg') or {})
+    dist_cfg['backend'] = 'gloo'  # so the logged runtime env tells the truth
+    env_cfg['dist_cfg'] = dist_cfg
+    cfg.env_cfg = env_cfg
+    if not torch_dist.is_initialized():
+        rank, world_size = _dist_env(cfg.launcher)
+        kwargs = {}
+        if dist_cfg.get('timeout') is not None:
+            kwargs['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
+        torch_dist.init_process_group(
+            backend='gloo', init_method='env://', rank=rank,
+            world_size=world_size, **kwargs)
+
+    wrapper_cfg = dict(type='MMDistributedDataParallel')
+    if cfg.get('find_unused_parameters') is not None:
+        # The Runner reads this key only when it builds the wrapper itself.
+        wrapper_cfg['find_unused_parameters'] = cfg.find_unused_parameters
+    wrapper_cfg.update(cfg.get('model_wrapper_cfg') or {})
+    wrapper_type = MODEL_WRAPPERS.get(wrapper_cfg['type'])
+    if isinstance(wrapper_type, type) and issubclass(
+            wrapper_type, DistributedDataParallel):
+        # None is DDP's CPU form; the Runner's default [LOCAL_RANK] is a
+        # CUDA device index. Config keys win over the Runner's defaults.
+        wrapper_cfg['device_ids'] = None
+        wrapper_cfg.setdefault('broadcast_buffers', False)
+    cfg.model_wrapper_cfg = wrapper_cfg
+
+    if torch_dist.get_rank() == 0:
+        print_log(
+            f'No GPU found: distributed {cfg.launcher} launch runs on CPU '
+            f'with the gloo backend '
+            f'(world size {torch_dist.get_world_size()}).', logger='current')
+    return True

@@ -1,3 +1,3 @@
-from .token_pooling import TokenPooling
+from .token_pooling import ActionTokenPooling, TokenPooling
 
-__all__ = ['TokenPooling']
+__all__ = ['ActionTokenPooling', 'TokenPooling']

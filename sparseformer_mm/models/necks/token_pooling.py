@@ -9,7 +9,6 @@ from torch import Tensor
 
 
 @PRETRAIN_MODELS.register_module()
-@ACTION_MODELS.register_module()
 class TokenPooling(BaseModule):
     """Average the latent tokens and normalise: ``(B, N, C) -> (B, C)``.
 
@@ -30,3 +29,16 @@ class TokenPooling(BaseModule):
     def forward(self, inputs: Union[Tensor, Tuple[Tensor]]) -> Tuple[Tensor]:
         tokens = inputs[-1] if isinstance(inputs, (tuple, list)) else inputs
         return (self.norm(tokens.mean(dim=1)), )
+
+
+@ACTION_MODELS.register_module(name='TokenPooling')
+class ActionTokenPooling(TokenPooling):
+    """:class:`TokenPooling` with mmaction2's neck interface.
+
+    mmaction2 recognizers call ``neck(x, data_samples=...)`` and expect
+    ``(features, loss_aux)``; the features are ``(B, C)`` for the head.
+    Registered in mmaction2 as ``TokenPooling``.
+    """
+
+    def forward(self, inputs, data_samples=None) -> Tuple[Tensor, dict]:
+        return super().forward(inputs)[0], dict()

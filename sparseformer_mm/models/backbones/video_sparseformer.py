@@ -1,0 +1,152 @@
+"""VideoSparseFormer: SparseFormer with spatiotemporal tube RoIs (mmaction2)."""
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+from mmaction.registry import MODELS
+from mmengine.logging import MMLogger
+from torch import Tensor
+
+from ..layers import grid_init_rois
+from .sparseformer import SparseFormer
+
+
+def tube_rois(boxes: Tensor, replicates: int) -> Tensor:
+    """Inflate ``(N, 4)`` boxes into ``(N*R, 6)`` tubes, replica-major.
+
+    Replica ``k`` keeps every box and gets the temporal segment
+    ``[k/R, (k+1)/R]``; corners are ``(x1, y1, t1, x2, y2, t2)``.
+    """
+    N = boxes.shape[0]
+    tubes = []
+    for k in range(replicates):
+        t1 = boxes.new_full((N, 1), k / replicates)
+        t2 = boxes.new_full((N, 1), (k + 1) / replicates)
+        tubes.append(torch.cat([boxes[:, :2], t1, boxes[:, 2:], t2], dim=1))
+    return torch.cat(tubes, dim=0)
+
+
+def _xy_to_xyt(t: Tensor, num_groups: int) -> Tensor:
+    """Insert a zero ``t`` after every ``(x, y)`` pair along dim 0."""
+    pairs = t.reshape(num_groups, 2, *t.shape[1:])
+    zeros = pairs.new_zeros((num_groups, 1) + tuple(t.shape[1:]))
+    return torch.cat([pairs, zeros], dim=1).reshape(num_groups * 3,
+                                                    *t.shape[1:])
+
+
+def inflate_image_state_dict(state_dict: Dict[str, Tensor],
+                             replicates: int) -> Dict[str, Tensor]:
+    """Image SparseFormer backbone weights -> VideoSparseFormer weights.
+
+    Keys are backbone-level (no ``backbone.`` prefix). Following the
+    reference: the stem conv gains a time axis of 1; embeddings are repeated
+    R times (replica-major); replica k of each RoI gets the temporal segment
+    ``[k/R, (k+1)/R]``; offset weights and biases map every point ``(x, y)``
+    to ``(x, y, 0)``; RoI-adjust rows ``(x, y, w, h)`` become
+    ``(x, y, 0, w, h, 0)``. Everything else is copied.
+    """
+    out = {}
+    for key, value in state_dict.items():
+        if key == 'feat_extractor.conv1.weight':
+            value = value.unsqueeze(2)
+        elif key == 'initial_embedding.weight':
+            value = value.repeat(replicates, 1)
+        elif key == 'initial_roi.weight':
+            value = tube_rois(value, replicates)
+        elif key.endswith(('roi_offset_module.1.weight', 'roi_offset_bias')):
+            value = _xy_to_xyt(value, value.shape[0] // 2)
+        elif key.endswith('roi_adjust_module.1.weight'):
+            value = _xy_to_xyt(value, 2)
+        out[key] = value
+    return out
+
+
+def backbone_state_dict(ckpt: dict, src: str = '<checkpoint>'):
+    """Backbone-level weights from an mmpretrain / mmaction2 checkpoint or a
+    released flat SparseFormer state dict."""
+    from ...utils.ckpt_convert import extract_state_dict
+    sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    if any(k.startswith('backbone.') for k in sd):
+        return {k[len('backbone.'):]: v for k, v in sd.items()
+                if k.startswith('backbone.')}
+    flat = extract_state_dict(ckpt, src=src)
+    return {k: v for k, v in flat.items()
+            if not k.startswith(('norm.', 'proj.'))}
+
+
+@MODELS.register_module()
+class VideoSparseFormer(SparseFormer):
+    """SparseFormer on clips: each token's RoI is a spatiotemporal tube.
+
+    The stem runs per frame (no temporal downsampling), tubes
+    ``(x1, y1, t1, x2, y2, t2)`` are adjusted with 6 values, sampling points
+    carry ``(x, y, t)`` offsets and features are sampled trilinearly. Each of
+    the ``N`` image tokens is replicated ``replicates`` times, replica ``k``
+    starting on the temporal segment ``[k/R, (k+1)/R]``. Any clip length
+    ``T >= 1`` works.
+
+    Args:
+        arch (str | dict): as :class:`SparseFormer` (``N`` image tokens).
+        replicates (int): token inflation ``R``; the model has ``N*R``
+            tokens. Defaults to 8.
+        pretrained (str, optional): an image (or video) SparseFormer
+            checkpoint loaded by :meth:`init_weights`: an mmpretrain
+            checkpoint of ours or a converted released one. Image weights
+            are inflated (like ``pretrained2d`` in mmaction2's Swin3D).
+        pretrained2d (bool): inflate 2-D weights from ``pretrained``; if
+            False the checkpoint must already be a video one.
+            Defaults to True.
+        **kwargs: other :class:`SparseFormer` arguments.
+
+    Input ``(B, 3, T, H, W)``; output ``(tokens,)`` of ``(B, N*R, C)``.
+    """
+    ndim = 3
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 replicates: int = 8,
+                 pretrained: Optional[str] = None,
+                 pretrained2d: bool = True,
+                 **kwargs):
+        if replicates < 1:
+            raise ValueError(f'replicates must be >= 1, got {replicates}')
+        self.replicates = replicates
+        self.pretrained = pretrained
+        self.pretrained2d = pretrained2d
+        super().__init__(arch=arch, **kwargs)
+
+    @property
+    def num_total_tokens(self) -> int:
+        return self.num_tokens * self.replicates
+
+    def initial_rois(self) -> Tensor:
+        return tube_rois(grid_init_rois(self.num_tokens), self.replicates)
+
+    def load_image_weights(self, path: str) -> None:
+        """Load (and, for image weights, inflate) a checkpoint, strictly."""
+        from ...compat import load_weights_only
+        sd = backbone_state_dict(load_weights_only(path), src=path)
+        conv = sd.get('feat_extractor.conv1.weight')
+        if conv is not None and conv.dim() == 4:
+            if not self.pretrained2d:
+                raise ValueError(f'{path} holds image weights; set '
+                                 'pretrained2d=True to inflate them.')
+            sd = inflate_image_state_dict(sd, self.replicates)
+        own = self.state_dict()
+        missing, unexpected = set(own) - set(sd), set(sd) - set(own)
+        bad = {k for k in sd if k in own and sd[k].shape != own[k].shape}
+        if missing or unexpected or bad:
+            raise ValueError(
+                f'{path} does not fit VideoSparseFormer(arch='
+                f'{self.arch_settings}, replicates={self.replicates}): '
+                f'missing {sorted(missing)[:10]}, unexpected '
+                f'{sorted(unexpected)[:10]}, wrong shapes {sorted(bad)[:10]}')
+        self.load_state_dict(sd, strict=True)
+        MMLogger.get_current_instance().info(
+            f'VideoSparseFormer: loaded {"inflated image" if conv.dim() == 4 else "video"} '
+            f'weights from {path} (R={self.replicates})')
+
+    def init_weights(self) -> None:
+        if self.pretrained:
+            self.load_image_weights(self.pretrained)
+        else:
+            super().init_weights()

@@ -1,0 +1,3 @@
+from .sparseformer_head import SparseFormerHead
+
+__all__ = ['SparseFormerHead']

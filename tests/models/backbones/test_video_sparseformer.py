@@ -1,0 +1,129 @@
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmaction.registry import MODELS
+from mmengine.registry import DefaultScope
+
+from reference_forward import random_released_state_dict
+from sparseformer_mm.models import VideoSparseFormer, inflate_image_state_dict
+from sparseformer_mm.utils import (build_classifier, convert_sparseformer,
+                                   inflate_checkpoint)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+NANO = dict(num_tokens=9, focus_dims=64, cortex_dims=128, cortex_depth=2,
+            num_points=9)
+
+
+def recognizer(arch, replicates, num_classes=1000, **backbone):
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        return MODELS.build(dict(
+            type='Recognizer3D',
+            backbone=dict(type='VideoSparseFormer', arch=arch,
+                          replicates=replicates, **backbone),
+            neck=dict(type='TokenPooling', in_channels=arch['cortex_dims']),
+            cls_head=dict(type='SparseFormerHead', num_classes=num_classes,
+                          in_channels=arch['cortex_dims'])))
+
+
+@pytest.mark.parametrize('T', [1, 3, 8])
+def test_shapes_any_clip_length(T):
+    m = VideoSparseFormer(arch=NANO, replicates=4).eval()
+    with torch.no_grad():
+        (tokens, ) = m(torch.randn(2, 3, T, 48, 64))
+    assert tokens.shape == (2, 36, 128)
+
+
+def test_tube_init_and_inflated_shapes():
+    m = VideoSparseFormer(arch='tiny', replicates=8)
+    rois = m.initial_roi.weight.detach()
+    assert rois.shape == (392, 6)
+    img = VideoSparseFormer.__mro__[1](arch='tiny').initial_roi.weight
+    for k in range(8):
+        block = rois[k * 49:(k + 1) * 49]
+        torch.testing.assert_close(block[:, [0, 1, 3, 4]], img.detach())
+        assert torch.allclose(block[:, 2], torch.tensor(k / 8))
+        assert torch.allclose(block[:, 5], torch.tensor((k + 1) / 8))
+    unit = m.layers[0]
+    assert unit.roi_offset_bias.shape == (108, )
+    assert (unit.roi_offset_bias.view(36, 3)[:, 2] == 0).all()
+    assert unit.roi_adjust_module[1].weight.shape == (6, 256)
+    assert m.feat_extractor.conv1.weight.shape == (96, 3, 1, 7, 7)
+
+
+def test_inflation_rules():
+    img = build_classifier(NANO, 10).backbone.state_dict()
+    with torch.no_grad():
+        img['layers.0.roi_offset_bias'].normal_()
+        img['layers.0.roi_adjust_module.1.weight'].normal_()
+    vid = inflate_image_state_dict(img, replicates=3)
+    P = NANO['num_points']
+    off = vid['layers.0.roi_offset_bias'].view(P, 3)
+    torch.testing.assert_close(off[:, :2],
+                               img['layers.0.roi_offset_bias'].view(P, 2))
+    assert (off[:, 2] == 0).all()
+    adj = vid['layers.0.roi_adjust_module.1.weight']
+    src = img['layers.0.roi_adjust_module.1.weight']
+    torch.testing.assert_close(adj[[0, 1, 3, 4]], src)
+    assert (adj[[2, 5]] == 0).all()
+    emb = vid['initial_embedding.weight']
+    for k in range(3):  # replica-major
+        torch.testing.assert_close(emb[k * 9:(k + 1) * 9],
+                                   img['initial_embedding.weight'])
+    assert torch.equal(vid['feat_extractor.conv1.weight'][:, :, 0],
+                       img['feat_extractor.conv1.weight'])
+
+
+@pytest.mark.parametrize('T,R', [(8, 8), (12, 4), (1, 1)])
+def test_static_clip_reproduces_image_model(tmp_path, T, R):
+    """Inflated model on one image repeated T times == image model."""
+    sd = random_released_state_dict(seed=5, num_tokens=9, focus=64,
+                                    cortex=128, depth=2, points=9,
+                                    classes=7)
+    src = tmp_path / 'img.pth'
+    torch.save(sd, src)
+    ckpt, arch = convert_sparseformer(str(src))
+    image = build_classifier(arch, 7).eval()
+    image.load_state_dict(ckpt['state_dict'], strict=True)
+    dst = tmp_path / 'video.pth'
+    res = subprocess.run([sys.executable, 'tools/model_converters/'
+                          'inflate_to_video.py', str(src), str(dst),
+                          '--replicates', str(R), '--num-frames', str(T)],
+                         cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    video = recognizer(arch, R, num_classes=7).eval()
+    video.load_state_dict(torch.load(dst)['state_dict'], strict=True)
+    x = torch.randn(2, 3, 64, 80)
+    clip = x[:, :, None].expand(-1, -1, T, -1, -1)
+    with torch.no_grad():
+        expected = image(x, mode='tensor')
+        feats, _ = video.extract_feat(clip[:, None])  # (B, views, C, T, H, W)
+        got = video.cls_head(feats)
+    assert (got - expected).abs().max() < 1e-4
+    assert expected.std() > 0.1
+
+
+def test_backbone_pretrained_inflates_automatically(tmp_path):
+    image = build_classifier(NANO, 5)
+    path = tmp_path / 'image_epoch_1.pth'
+    torch.save({'state_dict': image.state_dict(), 'meta': {}}, path)
+    video = recognizer(NANO, 2, num_classes=400, pretrained=str(path))
+    video.init_weights()
+    expected = inflate_image_state_dict(
+        {k[9:]: v for k, v in image.state_dict().items()
+         if k.startswith('backbone.')}, 2)
+    for k, v in video.backbone.state_dict().items():
+        assert torch.equal(v, expected[k]), k
+    wrong = recognizer(dict(NANO, num_points=16), 2, pretrained=str(path))
+    with pytest.raises(ValueError, match='does not fit'):
+        wrong.init_weights()
+
+
+def test_inflate_tool_rejects_short_clips(tmp_path):
+    res = subprocess.run([sys.executable, 'tools/model_converters/'
+                          'inflate_to_video.py', 'x.pth', str(tmp_path / 'y'),
+                          '--replicates', '8', '--num-frames', '4'],
+                         cwd=REPO, capture_output=True, text=True)
+    assert res.returncode != 0 and '--num-frames 4 < --replicates 8' in res.stderr

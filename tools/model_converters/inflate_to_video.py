@@ -1,0 +1,50 @@
+"""Inflate an image SparseFormer checkpoint into a VideoSparseFormer one.
+
+Accepts our mmpretrain checkpoints and converted released weights (or the
+released ``*_converted.pth`` directly). Inputs are read weights-only.
+
+Example:
+    python tools/model_converters/inflate_to_video.py \
+        checkpoints/sparseformer-tiny_in1k.pth \
+        checkpoints/videosparseformer-tiny_in1k-r8.pth --replicates 8
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+
+import sparseformer_mm  # noqa: F401  (applies compat fixes, registers models)
+from sparseformer_mm.utils import inflate_checkpoint
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='image SparseFormer checkpoint')
+    parser.add_argument('dst', help='output video checkpoint')
+    parser.add_argument('--replicates', type=int, default=8,
+                        help='token inflation R (N*R tokens)')
+    parser.add_argument('--num-frames', type=int, default=None,
+                        help='clip length the model will see; recorded in '
+                        'meta, and checked to be >= R so every temporal '
+                        'segment covers at least one frame')
+    args = parser.parse_args()
+    if args.num_frames is not None and args.num_frames < args.replicates:
+        sys.exit(f'error: --num-frames {args.num_frames} < --replicates '
+                 f'{args.replicates}: some temporal segments would fall '
+                 'between frames. Use fewer replicates or more frames.')
+    try:
+        ckpt = inflate_checkpoint(args.src, args.replicates)
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        sys.exit(f'error: {e}')
+    ckpt['meta']['num_frames'] = args.num_frames
+    if osp.dirname(args.dst):
+        os.makedirs(osp.dirname(args.dst), exist_ok=True)
+    torch.save(ckpt, args.dst)
+    print(f'saved {len(ckpt["state_dict"])} tensors to {args.dst} '
+          f'(arch={ckpt["meta"]["arch"]}, R={args.replicates})')
+
+
+if __name__ == '__main__':
+    main()
