@@ -3,10 +3,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.sparseformer_mm-installed
-WORK_DIR ?= work_dirs/demo
-DEMO_CFG := configs/demo/sparseformer-nano_1xb32-6e_shapes.py
+IMAGE_WORK_DIR ?= work_dirs/demo_image
+VIDEO_WORK_DIR ?= work_dirs/demo_video
+IMAGE_CFG := configs/demo/sparseformer-nano_1xb32-6e_shapes.py
+VIDEO_CFG := configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py
 
-.PHONY: install test demo clean
+.PHONY: install test demo demo-image demo-video clean
 
 install: $(STAMP)
 
@@ -22,11 +24,22 @@ $(STAMP): setup.py requirements/*.txt
 test: install
 	$(PY) -m pytest tests
 
-demo: install
+# The main job: a VideoSparseFormer learns motion direction on generated
+# mp4 clips, starting from the image demo's SparseFormer (inflated to tubes).
+demo: demo-video
+
+demo-image: install
 	$(PY) tools/data/make_synthetic_images.py data/demo/shapes
-	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(WORK_DIR)
-	$(PY) tools/test.py $(DEMO_CFG) "$$(cat $(WORK_DIR)/last_checkpoint)" --work-dir $(WORK_DIR)
-	@echo "logs, scalars.json and checkpoints: $(WORK_DIR)/"
+	$(PY) tools/train.py $(IMAGE_CFG) --work-dir $(IMAGE_WORK_DIR)
+	$(PY) tools/test.py $(IMAGE_CFG) "$$(cat $(IMAGE_WORK_DIR)/last_checkpoint)" --work-dir $(IMAGE_WORK_DIR)
+
+demo-video: demo-image
+	$(PY) tools/data/make_synthetic_videos.py data/demo/motion
+	$(PY) tools/train.py $(VIDEO_CFG) --work-dir $(VIDEO_WORK_DIR) \
+		--cfg-options model.backbone.pretrained="$$(cat $(IMAGE_WORK_DIR)/last_checkpoint)"
+	$(PY) tools/test.py $(VIDEO_CFG) "$$(cat $(VIDEO_WORK_DIR)/last_checkpoint)" --work-dir $(VIDEO_WORK_DIR)
+	@echo "image demo (shapes): logs and checkpoints in $(IMAGE_WORK_DIR)/"
+	@echo "video demo (motion): logs and checkpoints in $(VIDEO_WORK_DIR)/"
 
 clean:
 	rm -rf $(VENV) work_dirs data/demo

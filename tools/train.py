@@ -6,7 +6,8 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
-from sparseformer_mm.utils.cli import load_config, setup_cpu_distributed
+from sparseformer_mm.utils.cli import (amp_fallback_without_gpu, load_config,
+                                       setup_cpu_distributed)
 
 
 def parse_args():
@@ -61,7 +62,8 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.auto_scale_lr:
         cfg.setdefault('auto_scale_lr', {})['enable'] = True
-    randomness = cfg.get('randomness', None) or {}
+    randomness = dict(cfg.get('randomness', None) or {})
+    randomness.setdefault('seed', None)
     if args.seed is not None:
         randomness['seed'] = args.seed
     if args.deterministic:
@@ -75,7 +77,9 @@ def merge_args(cfg: Config, args) -> Config:
 def main():
     args = parse_args()
     cfg = merge_args(load_config(args), args)
-    # No-op with GPUs; on CPU, a gloo group replaces the CUDA-only init.
+    # Both are no-ops with GPUs. On CPU: fp32 instead of a config's AMP, and
+    # a gloo process group instead of mmengine's CUDA-only dist init.
+    amp_fallback_without_gpu(cfg, requested=args.amp)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()

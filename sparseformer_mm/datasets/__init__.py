@@ -1,3 +1,8 @@
 from .synthetic_images import SHAPES, make_shape_dataset, make_shape_image
+from .synthetic_videos import (MOTION_CLASSES, make_motion_clip,
+                               make_motion_dataset)
 
-__all__ = ['SHAPES', 'make_shape_dataset', 'make_shape_image']
+__all__ = [
+    'SHAPES', 'make_shape_dataset', 'make_shape_image', 'MOTION_CLASSES',
+    'make_motion_clip', 'make_motion_dataset'
+]

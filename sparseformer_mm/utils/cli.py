@@ -129,3 +129,31 @@ def setup_cpu_distributed(cfg: Config, training: bool = True) -> bool:
             f'with the gloo backend '
             f'(world size {torch_dist.get_world_size()}).', logger='current')
     return True
+
+
+def amp_fallback_without_gpu(cfg: Config, requested: bool = False) -> bool:
+    """Train a config that asks for AMP in fp32 when there is no GPU.
+
+    Configs such as ``configs/k400.py`` use ``AmpOptimWrapper``, which
+    mmengine refuses to build without an accelerator. Then the wrapper becomes
+    a plain ``OptimWrapper`` (same optimizer, clipping and accumulation) and
+    a notice is logged. An explicit ``--amp`` (``requested``) on a machine
+    without a GPU is an error instead.
+
+    Returns:
+        bool: Whether the fallback was applied.
+    """
+    optim = cfg.get('optim_wrapper') or {}
+    if optim.get('type') != 'AmpOptimWrapper' or get_device() != 'cpu':
+        return False
+    if requested:
+        raise RuntimeError('--amp needs a GPU, but no CUDA device is '
+                           'available; drop --amp to train on CPU in fp32.')
+    optim = dict(optim)
+    for key in ('loss_scale', 'dtype', 'use_fsdp'):
+        optim.pop(key, None)
+    optim['type'] = 'OptimWrapper'
+    cfg.optim_wrapper = optim
+    print_log('No GPU found: the config asks for AMP (AmpOptimWrapper); '
+              'training in fp32 with OptimWrapper instead.', logger='current')
+    return True

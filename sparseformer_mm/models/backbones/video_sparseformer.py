@@ -1,4 +1,5 @@
 """VideoSparseFormer: SparseFormer with spatiotemporal tube RoIs (mmaction2)."""
+import os.path as osp
 from typing import Dict, Optional, Sequence, Union
 
 import torch
@@ -124,6 +125,14 @@ class VideoSparseFormer(SparseFormer):
     def load_image_weights(self, path: str) -> None:
         """Load (and, for image weights, inflate) a checkpoint, strictly."""
         from ...compat import load_weights_only
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'VideoSparseFormer pretrained checkpoint {path} not found. '
+                'Point model.backbone.pretrained at an image SparseFormer '
+                'checkpoint (train one with configs/sparseformer/ or convert '
+                'the released weights with tools/model_converters/'
+                'sparseformer_to_mm.py), or set it to None to train from '
+                'scratch.')
         sd = backbone_state_dict(load_weights_only(path), src=path)
         conv = sd.get('feat_extractor.conv1.weight')
         if conv is not None and conv.dim() == 4:

@@ -6,12 +6,18 @@ from mmpretrain.registry import MODELS
 
 def test_mean_then_layernorm_in_both_registries():
     neck = MODELS.build(dict(type='TokenPooling', in_channels=8))
-    assert ACTION_MODELS.get('TokenPooling') is type(neck)
+    action_neck = ACTION_MODELS.build(dict(type='TokenPooling',
+                                           in_channels=8))
     with torch.no_grad():
         neck.norm.weight.uniform_()
         neck.norm.bias.uniform_()
+    action_neck.load_state_dict(neck.state_dict())  # same parameters
     x = torch.randn(3, 5, 8)
-    (out, ) = neck((x, ))
     expected = F.layer_norm(x.sum(1) / 5, (8, ), neck.norm.weight,
                             neck.norm.bias, 1e-6)
+    (out, ) = neck((x, ))  # mmpretrain: a tuple of features
     torch.testing.assert_close(out, expected)
+    # mmaction2: (features, loss_aux), called with data_samples
+    feats, aux = action_neck((x, ), data_samples=None)
+    torch.testing.assert_close(feats, expected)
+    assert aux == {}

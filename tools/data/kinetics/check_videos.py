@@ -1,0 +1,55 @@
+"""Decode every video of an annotation list and report unreadable ones.
+
+Each listed video is opened with decord and a few frames, including the
+last one, are read. Exits with status 1 if any video fails.
+
+Example:
+    python tools/data/kinetics/check_videos.py \\
+        data/kinetics400/kinetics400_val_list_videos.txt \\
+        --data-prefix data/kinetics400/videos_val --out bad_val.txt
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from sparseformer_mm.datasets.kinetics_tools import (check_videos,
+                                                     default_num_workers,
+                                                     print_summary)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('ann_file', help='list with "<video> <label>" lines')
+    parser.add_argument('--data-prefix', default='',
+                        help='folder the listed paths are relative to')
+    parser.add_argument('--num-workers', type=int,
+                        default=default_num_workers(),
+                        help='parallel processes')
+    parser.add_argument('--num-frames', type=int, default=3,
+                        help='frames read per video, first to last')
+    parser.add_argument('--out', default=None,
+                        help='write the unreadable videos (as listed), one '
+                        'per line, to this file')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        res = check_videos(args.ann_file, args.data_prefix, args.num_workers,
+                           args.num_frames)
+    except (OSError, ValueError) as e:
+        sys.exit(f'error: {e}')
+    print_summary('check', dict(ok=res['ok'], bad=res['bad']))
+    if args.out:
+        if osp.dirname(args.out):
+            os.makedirs(osp.dirname(args.out), exist_ok=True)
+        with open(args.out, 'w') as f:
+            f.writelines(f'{rel}\n' for rel, _ in res['bad'])
+    if res['bad']:
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()
