@@ -170,3 +170,14 @@ def inflate_checkpoint(src: str, replicates: int) -> dict:
             out['cls_head.fc_cls.' + k[len('head.fc.'):]] = v
     meta = dict(arch=arch, replicates=replicates, source=str(src))
     return dict(meta=meta, state_dict=out)
+
+
+def save_checkpoint(ckpt: dict, dst: str) -> None:
+    """Write a converted checkpoint, creating the folder, and say what."""
+    import os
+    import os.path as osp
+    if osp.dirname(dst):
+        os.makedirs(osp.dirname(dst), exist_ok=True)
+    torch.save(ckpt, dst)
+    meta = {k: v for k, v in ckpt['meta'].items() if k != 'source'}
+    print(f'saved {len(ckpt["state_dict"])} tensors to {dst} ({meta})')

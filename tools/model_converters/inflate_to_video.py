@@ -9,14 +9,10 @@ Example:
         checkpoints/videosparseformer-tiny_in1k-r8.pth --replicates 8
 """
 import argparse
-import os
-import os.path as osp
 import sys
 
-import torch
-
 import sparseformer_mm  # noqa: F401  (applies compat fixes, registers models)
-from sparseformer_mm.utils import inflate_checkpoint
+from sparseformer_mm.utils import inflate_checkpoint, save_checkpoint
 
 
 def main():
@@ -39,11 +35,7 @@ def main():
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         sys.exit(f'error: {e}')
     ckpt['meta']['num_frames'] = args.num_frames
-    if osp.dirname(args.dst):
-        os.makedirs(osp.dirname(args.dst), exist_ok=True)
-    torch.save(ckpt, args.dst)
-    print(f'saved {len(ckpt["state_dict"])} tensors to {args.dst} '
-          f'(arch={ckpt["meta"]["arch"]}, R={args.replicates})')
+    save_checkpoint(ckpt, args.dst)
 
 
 if __name__ == '__main__':

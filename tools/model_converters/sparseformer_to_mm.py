@@ -9,14 +9,10 @@ Example:
         sparseformer_v1_tiny_converted.pth checkpoints/sparseformer-tiny_in1k.pth
 """
 import argparse
-import os
-import os.path as osp
 import sys
 
-import torch
-
 import sparseformer_mm  # noqa: F401  (applies compat fixes, registers models)
-from sparseformer_mm.utils import convert_sparseformer
+from sparseformer_mm.utils import convert_sparseformer, save_checkpoint
 
 
 def parse_args():
@@ -32,14 +28,10 @@ def parse_args():
 def main():
     args = parse_args()
     try:
-        ckpt, arch = convert_sparseformer(args.src, ema=args.ema)
+        ckpt, _ = convert_sparseformer(args.src, ema=args.ema)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         sys.exit(f'error: {e}')
-    if osp.dirname(args.dst):
-        os.makedirs(osp.dirname(args.dst), exist_ok=True)
-    torch.save(ckpt, args.dst)
-    print(f'saved {len(ckpt["state_dict"])} tensors to {args.dst} '
-          f'(arch={arch}, num_classes={ckpt["meta"]["num_classes"]})')
+    save_checkpoint(ckpt, args.dst)
 
 
 if __name__ == '__main__':

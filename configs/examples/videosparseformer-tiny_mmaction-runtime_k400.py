@@ -1,0 +1,16 @@
+# A config assembled from an mmaction2 base (its runtime, resolved from the
+# installed package) and this project's model / dataset / schedule bases.
+# Bases may not define the same keys, so take either our video runtime or
+# mmaction2's, not both.
+_base_ = [
+    'mmaction::_base_/default_runtime.py',
+    '../_base_/models/videosparseformer-tiny.py',
+    '../_base_/datasets/kinetics400_32x2x1_decord.py',
+    '../_base_/schedules/adamw_warmup_cosine_30e.py',
+]
+custom_imports = dict(imports=['sparseformer_mm'], allow_failed_imports=False)
+custom_hooks = [dict(type='SamplingGradScaleHook')]
+# mmaction2's own runtime has no visualization hook, which tools/test.py
+# (ours and mmaction2's) expects for --show-dir.
+default_hooks = dict(visualization=dict(type='VisualizationHook',
+                                        enable=False))
