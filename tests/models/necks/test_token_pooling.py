@@ -1,13 +1,16 @@
 import torch
 import torch.nn.functional as F
 from mmaction.registry import MODELS as ACTION_MODELS
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 
 def test_mean_then_layernorm_in_both_registries():
     neck = MODELS.build(dict(type='TokenPooling', in_channels=8))
-    action_neck = ACTION_MODELS.build(dict(type='TokenPooling',
-                                           in_channels=8))
+    # a registry builds in the current default scope, as configs do
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        action_neck = ACTION_MODELS.build(dict(type='TokenPooling',
+                                               in_channels=8))
     with torch.no_grad():
         neck.norm.weight.uniform_()
         neck.norm.bias.uniform_()
