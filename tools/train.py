@@ -2,6 +2,7 @@
 import argparse
 import os
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -28,7 +29,9 @@ def parse_args():
     parser.add_argument('--diff-rank-seed', action='store_true',
                         help='a different seed on each rank')
     parser.add_argument('--deterministic', action='store_true',
-                        help='deterministic cuDNN algorithms')
+                        help='deterministic algorithms where they exist '
+                        '(grid_sample and 3-D max-pool backward on CUDA have '
+                        'none: they only warn)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings in the config, key=value pairs, e.g. '
@@ -61,7 +64,17 @@ def merge_args(cfg: Config, args) -> Config:
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.auto_scale_lr:
-        cfg.setdefault('auto_scale_lr', {})['enable'] = True
+        if not (cfg.get('auto_scale_lr') or {}).get('base_batch_size'):
+            raise ValueError(
+                f'--auto-scale-lr needs auto_scale_lr.base_batch_size in '
+                f'{args.config} (the total batch size its lr is set for).')
+        cfg.auto_scale_lr.enable = True
+    if cfg.get('resume') or cfg.get('load_from'):
+        # The weights come from the checkpoint; do not require (or load) the
+        # backbone's image initialisation first.
+        backbone = cfg.model.get('backbone') or {}
+        if backbone.get('pretrained'):
+            backbone.pretrained = None
     randomness = dict(cfg.get('randomness', None) or {})
     randomness.setdefault('seed', None)
     if args.seed is not None:
@@ -82,6 +95,10 @@ def main():
     amp_fallback_without_gpu(cfg, requested=args.amp)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    if args.deterministic:
+        # mmengine turns on strict determinism; grid_sample's and
+        # MaxPool3d's CUDA backward have no deterministic kernel.
+        torch.use_deterministic_algorithms(True, warn_only=True)
     runner.train()
 
 

@@ -51,8 +51,15 @@ def extract_state_dict(ckpt: dict, ema: bool = False,
         ckpt = ckpt['model_ema']
         if isinstance(ckpt, dict) and 'state_dict_ema' in ckpt:
             ckpt = ckpt['state_dict_ema']
-    elif 'model' in ckpt and isinstance(ckpt['model'], dict):
-        ckpt = ckpt['model']
+    else:
+        for key in ('model', 'state_dict', 'module'):
+            if isinstance(ckpt.get(key), dict):
+                ckpt = ckpt[key]
+                break
+    if not any(torch.is_tensor(v) for v in ckpt.values()):
+        raise ValueError(f'{src} holds no tensors at its top level or under '
+                         f'"model" / "state_dict"; its keys are '
+                         f'{sorted(ckpt)[:10]}')
     out = OrderedDict()
     for key, value in ckpt.items():
         if not torch.is_tensor(value):
@@ -134,7 +141,9 @@ def convert_sparseformer(src: str, ema: bool = False) -> Tuple[dict, dict]:
             f'unexpected keys {unexpected[:20]}'
             f'{" ..." if len(unexpected) > 20 else ""}; '
             f'missing keys {missing[:20]}{" ..." if len(missing) > 20 else ""}')
-    bad = [k for k in expected if expected[k].shape != state_dict[k].shape]
+    bad = [f'{k}: file {tuple(state_dict[k].shape)} vs model '
+           f'{tuple(expected[k].shape)}' for k in expected
+           if expected[k].shape != state_dict[k].shape]
     if bad:
         raise ValueError(f'{src}: shape mismatch for {bad[:10]}')
     model.load_state_dict(state_dict, strict=True)

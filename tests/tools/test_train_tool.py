@@ -37,3 +37,13 @@ def test_train_tool_runs_a_real_step_on_the_imagenet_config(tmp_path):
     assert len(train) == 1 and all(r['loss'] > 0 for r in train)
     assert any('accuracy/top1' in r for r in records)
     assert (work / 'epoch_1.pth').exists()
+
+
+def test_auto_scale_lr_without_a_base_batch_is_an_error():
+    res = subprocess.run(
+        [sys.executable, 'tools/train.py',
+         'configs/demo/sparseformer-nano_1xb32-6e_shapes.py',
+         '--auto-scale-lr', '--cfg-options', 'auto_scale_lr=None'],
+        capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode != 0
+    assert 'needs auto_scale_lr.base_batch_size in configs/demo/' in res.stderr

@@ -124,3 +124,15 @@ def test_input_is_read_weights_only(tmp_path):
     torch.save({'model': {'x': torch.zeros(1)}, 'p': Payload()}, path)
     with pytest.raises(RuntimeError, match='Refused to unpickle'):
         convert_sparseformer(str(path))
+
+
+def test_flat_weights_wrapped_in_state_dict(released, tmp_path):
+    sd, _ = released
+    path = tmp_path / 'wrapped.pth'
+    torch.save({'state_dict': sd}, path)
+    ckpt, _ = convert_sparseformer(str(path))
+    assert torch.equal(ckpt['state_dict']['head.fc.bias'], sd['proj.bias'])
+    empty = tmp_path / 'empty.pth'
+    torch.save({'epoch': 3, 'meta': {}}, empty)
+    with pytest.raises(ValueError, match="holds no tensors.*'epoch'"):
+        convert_sparseformer(str(empty))

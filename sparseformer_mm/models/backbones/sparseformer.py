@@ -180,6 +180,16 @@ class SparseFormer(BaseModule):
         """Parameter names that must not be decayed (timm convention)."""
         return {'initial_roi.weight'}
 
+    input_layout = '(B, 3, H, W)'
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() != self.ndim + 2 or x.shape[1] != 3:
+            raise ValueError(
+                f'{type(self).__name__} takes {self.input_layout} RGB input, '
+                f'got shape {tuple(x.shape)}.{self._layout_hint}')
+
+    _layout_hint = ''
+
     def _check_loss_scale(self, x: Tensor) -> None:
         dev = x.device.type
         if (self.training and not self._loss_scale_managed
@@ -197,6 +207,7 @@ class SparseFormer(BaseModule):
             inputs (Tensor): ``(B, 3, H, W)`` normalised images.
             return_trace (bool): return the dict described in the class doc.
         """
+        self._check_input(inputs)
         self._check_loss_scale(inputs)
         feat = self.feat_extractor(inputs)
         B = inputs.shape[0]

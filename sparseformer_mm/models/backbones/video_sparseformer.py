@@ -1,5 +1,6 @@
 """VideoSparseFormer: SparseFormer with spatiotemporal tube RoIs (mmaction2)."""
 import os.path as osp
+import warnings
 from typing import Dict, Optional, Sequence, Union
 
 import torch
@@ -115,6 +116,22 @@ class VideoSparseFormer(SparseFormer):
         self.pretrained2d = pretrained2d
         super().__init__(arch=arch, **kwargs)
 
+    input_layout = '(B, 3, T, H, W)'
+    _layout_hint = (" In mmaction2 configs use FormatShape(input_format="
+                    "'NCTHW') and data_preprocessor format_shape='NCTHW'.")
+
+    def _check_input(self, x: Tensor) -> None:
+        super()._check_input(x)
+        if x.shape[2] < self.replicates and not self._warned_short_clip:
+            # Segments thinner than a frame put tube centres outside the
+            # frame range, where zero padding weakens the sampled features.
+            warnings.warn(
+                f'clip of {x.shape[2]} frames is shorter than replicates='
+                f'{self.replicates}; use clips of at least R frames.')
+            self._warned_short_clip = True
+
+    _warned_short_clip = False
+
     @property
     def num_total_tokens(self) -> int:
         return self.num_tokens * self.replicates
@@ -138,17 +155,25 @@ class VideoSparseFormer(SparseFormer):
         if conv is not None and conv.dim() == 4:
             if not self.pretrained2d:
                 raise ValueError(f'{path} holds image weights; set '
-                                 'pretrained2d=True to inflate them.')
+                                 'model.backbone.pretrained2d=True to '
+                                 'inflate them.')
             sd = inflate_image_state_dict(sd, self.replicates)
         own = self.state_dict()
         missing, unexpected = set(own) - set(sd), set(sd) - set(own)
         bad = {k for k in sd if k in own and sd[k].shape != own[k].shape}
         if missing or unexpected or bad:
+            from ...utils.ckpt_convert import infer_arch
+            try:
+                theirs = f' The checkpoint is arch {infer_arch(sd, path)}:'
+            except ValueError:
+                theirs = ''
             raise ValueError(
                 f'{path} does not fit VideoSparseFormer(arch='
                 f'{self.arch_settings}, replicates={self.replicates}): '
                 f'missing {sorted(missing)[:10]}, unexpected '
-                f'{sorted(unexpected)[:10]}, wrong shapes {sorted(bad)[:10]}')
+                f'{sorted(unexpected)[:10]}, wrong shapes {sorted(bad)[:10]}.'
+                f'{theirs} set model.backbone.arch (and the neck/head '
+                'in_channels) to match it.')
         self.load_state_dict(sd, strict=True)
         MMLogger.get_current_instance().info(
             f'VideoSparseFormer: loaded {"inflated image" if conv.dim() == 4 else "video"} '

@@ -47,6 +47,8 @@ def test_aliases_and_bad_arch():
         SparseFormer(arch='tinny')
     with pytest.raises(ValueError, match='exactly the keys'):
         SparseFormer(arch=dict(num_tokens=16, focus_dims=64))
+    with pytest.raises(ValueError, match=r'takes \(B, 3, H, W\) RGB input'):
+        SparseFormer(arch=NANO)(torch.randn(1, 1, 32, 32))
 
 
 def test_roi_init_grid():
@@ -111,9 +113,10 @@ def test_gradients_reach_rois_and_offset_heads():
 
 def test_trace_returns_every_sampling_pass():
     m = SparseFormer(arch='tiny').eval()
+    x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
-        out = m(torch.randn(2, 3, 224, 224), return_trace=True)
-        plain = m(torch.randn(2, 3, 224, 224))
+        out = m(x, return_trace=True)
+        plain = m(x)
     assert out['tokens'].shape == (2, 49, 512)
     assert out['rois'].shape == (2, 49, 4)
     assert len(out['passes']) == 5  # 4 focusing repeats + cortex block 0
@@ -125,7 +128,7 @@ def test_trace_returns_every_sampling_pass():
     torch.testing.assert_close(first['rois'][0], m.initial_roi.weight)
     lo, hi = first['rois'][..., None, :2], first['rois'][..., None, 2:]
     assert ((first['points'] >= lo) & (first['points'] <= hi)).all()
-    assert plain[0].shape == out['tokens'].shape
+    torch.testing.assert_close(plain[0], out['tokens'])  # same computation
 
 
 def test_rois_excluded_from_weight_decay():

@@ -127,3 +127,23 @@ def test_inflate_tool_rejects_short_clips(tmp_path):
                           '--replicates', '8', '--num-frames', '4'],
                          cwd=REPO, capture_output=True, text=True)
     assert res.returncode != 0 and '--num-frames 4 < --replicates 8' in res.stderr
+
+
+def test_first_pass_samples_each_replica_in_its_segment():
+    m = VideoSparseFormer(arch=NANO, replicates=4).eval()
+    with torch.no_grad():
+        out = m(torch.randn(1, 3, 8, 48, 48), return_trace=True)
+    t = out['passes'][0]['points'][0, ..., 2]  # (N*R, P)
+    for k in range(4):  # at init every point sits mid-segment in time
+        torch.testing.assert_close(t[k * 9:(k + 1) * 9],
+                                   torch.full((9, 9), (k + 0.5) / 4))
+
+
+def test_bad_layouts_are_explained():
+    m = VideoSparseFormer(arch=NANO, replicates=4)
+    with pytest.raises(ValueError, match="FormatShape\\(input_format='NCTHW'"):
+        m(torch.randn(1, 3, 32, 32))
+    with pytest.raises(ValueError, match='RGB input'):
+        m(torch.randn(1, 8, 3, 32, 32))  # NTCHW
+    with pytest.warns(UserWarning, match='shorter than replicates=4'):
+        m(torch.randn(1, 3, 2, 32, 32))
