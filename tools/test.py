@@ -7,7 +7,8 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
-from sparseformer_mm.utils.cli import load_config, setup_cpu_distributed
+from sparseformer_mm.utils.cli import (load_config, setup_cpu_distributed,
+                                       teardown_distributed)
 
 
 def parse_args():
@@ -56,6 +57,7 @@ def main():
         print('test metrics: ' + ', '.join(
             f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}'
             for k, v in metrics.items()))
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -8,7 +8,8 @@ from mmengine.runner import Runner
 
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
 from sparseformer_mm.utils.cli import (amp_fallback_without_gpu, load_config,
-                                       setup_cpu_distributed)
+                                       setup_cpu_distributed,
+                                       teardown_distributed)
 
 
 def parse_args():
@@ -100,6 +101,7 @@ def main():
         # MaxPool3d's CUDA backward have no deterministic kernel.
         torch.use_deterministic_algorithms(True, warn_only=True)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

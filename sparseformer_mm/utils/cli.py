@@ -157,3 +157,15 @@ def amp_fallback_without_gpu(cfg: Config, requested: bool = False) -> bool:
     print_log('No GPU found: the config asks for AMP (AmpOptimWrapper); '
               'training in fp32 with OptimWrapper instead.', logger='current')
     return True
+
+
+def teardown_distributed() -> None:
+    """Leave the process group cleanly before the interpreter exits.
+
+    Without it a gloo rank can still have its background threads running at
+    exit and abort ("terminate called without an active exception"), which
+    torchrun reports as a failed job even though the work is done.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
