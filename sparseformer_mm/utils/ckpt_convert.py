@@ -108,6 +108,16 @@ def to_mmpretrain(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return out
 
 
+def prefixed_state_dict(ckpt: dict, src: str = '<checkpoint>') -> dict:
+    """Weights keyed ``backbone.`` / ``neck.`` / ``head.`` (or ``cls_head.``)
+    from a checkpoint of ours (mmpretrain or mmaction2) or from released /
+    original-training SparseFormer weights."""
+    sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    if isinstance(sd, dict) and any(k.startswith('backbone.') for k in sd):
+        return sd
+    return to_mmpretrain(extract_state_dict(ckpt, src=src))
+
+
 def build_classifier(arch: dict, num_classes: int):
     """The mmpretrain ImageClassifier matching a reference model."""
     from mmpretrain.registry import MODELS
@@ -159,10 +169,7 @@ def inflate_checkpoint(src: str, replicates: int) -> dict:
     LayerNorm is kept and the image head becomes ``cls_head.fc_cls``.
     """
     from ..models.backbones.video_sparseformer import inflate_image_state_dict
-    ckpt = load_weights_only(src)
-    sd = ckpt.get('state_dict') if isinstance(ckpt, dict) else None
-    if not sd or not any(k.startswith('backbone.') for k in sd):
-        sd = to_mmpretrain(extract_state_dict(ckpt, src=src))
+    sd = prefixed_state_dict(load_weights_only(src), src)
     conv = sd.get('backbone.feat_extractor.conv1.weight')
     if conv is None or conv.dim() != 4:
         raise ValueError(f'{src} is not an image SparseFormer checkpoint '

@@ -65,14 +65,10 @@ def inflate_image_state_dict(state_dict: Dict[str, Tensor],
 def backbone_state_dict(ckpt: dict, src: str = '<checkpoint>'):
     """Backbone-level weights from an mmpretrain / mmaction2 checkpoint or a
     released flat SparseFormer state dict."""
-    from ...utils.ckpt_convert import extract_state_dict
-    sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-    if any(k.startswith('backbone.') for k in sd):
-        return {k[len('backbone.'):]: v for k, v in sd.items()
-                if k.startswith('backbone.')}
-    flat = extract_state_dict(ckpt, src=src)
-    return {k: v for k, v in flat.items()
-            if not k.startswith(('norm.', 'proj.'))}
+    from ...utils.ckpt_convert import prefixed_state_dict
+    return {k[len('backbone.'):]: v
+            for k, v in prefixed_state_dict(ckpt, src).items()
+            if k.startswith('backbone.')}
 
 
 @MODELS.register_module()
