@@ -4,6 +4,7 @@ from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor
@@ -14,10 +15,14 @@ from ..layers import (CORTEX_OPS, FOCUS_OPS, SparseFormerUnit, grid_init_rois,
 
 def channel_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
     """Parameter-free normalisation of each pixel across channels (half
-    precision is computed in fp32)."""
-    x = promote_half(x)
-    var, mean = torch.var_mean(x, dim=1, unbiased=False, keepdim=True)
-    return (x - mean) / (var + eps).sqrt()
+    precision is computed in fp32).
+
+    ``x`` is ``(B, C, *spatial)``; the result has the same shape. Computed as a
+    LayerNorm over the channel axis moved last, which reads channels-last
+    memory without a copy.
+    """
+    x = promote_half(x).movedim(1, -1)
+    return F.layer_norm(x, x.shape[-1:], eps=eps).movedim(-1, 1)
 
 
 class EarlyConvolution(nn.Module):
@@ -33,19 +38,37 @@ class EarlyConvolution(nn.Module):
 
     def __init__(self, out_channels: int = 96, ndim: int = 2):
         super().__init__()
+        # The 3-D kernel keeps the released video layout (C, 3, 1, 7, 7).
         if ndim == 2:
             self.conv1 = nn.Conv2d(3, out_channels, 7, stride=2, padding=3)
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         else:
             self.conv1 = nn.Conv3d(3, out_channels, (1, 7, 7), stride=(1, 2, 2),
                                    padding=(0, 3, 3))
-            self.maxpool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2),
-                                        padding=(0, 1, 1))
         nn.init.kaiming_normal_(self.conv1.weight, mode='fan_out',
                                 nonlinearity='relu')
 
     def forward(self, x: Tensor) -> Tensor:
-        return channel_norm(self.maxpool(torch.relu(self.conv1(x))))
+        """``(B, 3, [T,] H, W)`` -> ``(B, C, [T,] H/4, W/4)``, channels-last.
+
+        Frames go through the 2-D kernels as a batch (the 3-D kernel is
+        ``(1, 7, 7)``, so this is the same computation), in channels-last
+        memory, which the CPU and GPU conv and max-pool kernels and
+        ``grid_sample`` all read fast. Max-pool runs before the ReLU: the two
+        commute exactly and the ReLU then touches 4x fewer values.
+        """
+        video = x.dim() == 5
+        if video:
+            B, _, T = x.shape[:3]
+            x = x.transpose(1, 2).flatten(0, 1)
+            weight = self.conv1.weight.squeeze(2)
+        else:
+            weight = self.conv1.weight
+        x = F.conv2d(x.contiguous(memory_format=torch.channels_last), weight,
+                     self.conv1.bias, stride=2, padding=3)
+        x = torch.relu(F.max_pool2d(x, 3, stride=2, padding=1))
+        if video:
+            x = x.unflatten(0, (B, T)).transpose(1, 2)
+        return channel_norm(x)
 
 
 @MODELS.register_module()

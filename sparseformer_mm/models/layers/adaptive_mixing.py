@@ -55,10 +55,15 @@ class AdaptiveMixing(nn.Module):
     def forward(self, sampled: Tensor, tokens: Tensor) -> Tensor:
         """Args: sampled ``(B, N, P, C)``, tokens ``(B, N, d)``. Returns ``(B, N, d)``."""
         B, N, P, C = sampled.shape
-        params = self.parameter_generator(tokens).reshape(B * N, -1)
-        m_c, m_s = params.split([C * C, P * P], dim=-1)
-        m_c = m_c.reshape(B * N, C, C)
-        m_s = m_s.reshape(B * N, P, P)
+        norm, bottleneck, last = self.parameter_generator
+        h = bottleneck(norm(tokens)).reshape(B * N, -1)
+        # The last generator layer as two row blocks of its weight: each
+        # output is then contiguous, where splitting one output would copy
+        # both halves (the largest copy in a CPU profile).
+        m_c = F.linear(h, last.weight[:C * C], last.bias[:C * C])
+        m_s = F.linear(h, last.weight[C * C:], last.bias[C * C:])
+        m_c = m_c.view(B * N, C, C)
+        m_s = m_s.view(B * N, P, P)
         x = sampled.reshape(B * N, P, C)
         if x.dtype != m_c.dtype:  # sampling runs in fp32, the generator may not
             x = x.to(m_c.dtype)
