@@ -6,12 +6,13 @@ each is idempotent and says which upstream bug it works around.
 import contextlib
 import importlib.metadata
 import importlib.util
+import io
 import os
 import os.path as osp
 import pickle
 import sys
 import types
-from typing import Iterator, List
+from typing import IO, Callable, Iterator, List
 
 import torch
 
@@ -233,8 +234,104 @@ def fix_torch_weights_only_load() -> None:
     Runner.resume = resume
 
 
+# --------------------------------------------------------------------------
+# 4. mmengine 0.10.7 writes checkpoints (``LocalBackend.put``) and the
+#    ``last_checkpoint`` pointer (``CheckpointHook``) in place: a job killed
+#    while saving leaves a truncated ``epoch_N.pth`` and/or an empty
+#    pointer, and ``--resume`` then fails or silently starts from scratch.
+#    Both are written to a temporary file in the same directory and
+#    ``os.replace``d over the target, so the old file stays whole until the
+#    new one is.
+# --------------------------------------------------------------------------
+def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` all at once: ``write(f)`` fills a temporary file next
+    to it (``.NAME.tmp``), which is flushed, fsynced and renamed over
+    ``path``. A crash at any point leaves ``path`` as it was (or absent),
+    never partial; if ``write`` raises, the temporary file is removed.
+
+    Args:
+        path (str): The file to (over)write.
+        write (callable): Called with the open binary file object.
+    """
+    path = osp.abspath(path)
+    folder, name = osp.split(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = osp.join(folder, f'.{name}.tmp')
+    try:
+        with open(tmp, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    # Make the rename itself durable (best effort: not every FS allows it).
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class _AtomicTextFile(io.StringIO):
+    """``open(path, 'w')`` stand-in that lands on close via ``atomic_write``."""
+
+    def __init__(self, path: str, encoding: str = 'utf-8'):
+        super().__init__()
+        self._path, self._encoding = path, encoding
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            data = self.getvalue().encode(self._encoding)
+            atomic_write(self._path, lambda f: f.write(data))
+        self.close()
+        return False
+
+
+def _checkpoint_hook_open(file, mode='r', *args, **kwargs):
+    """``open`` as seen by mmengine's ``checkpoint_hook`` module: writing
+    ``last_checkpoint`` becomes atomic; everything else is the builtin."""
+    if (mode == 'w' and isinstance(file, (str, os.PathLike))
+            and osp.basename(os.fspath(file)) == 'last_checkpoint'):
+        return _AtomicTextFile(os.fspath(file),
+                               kwargs.get('encoding') or 'utf-8')
+    return open(file, mode, *args, **kwargs)
+
+
+@_once
+def fix_atomic_checkpoint_save() -> None:
+    """Write local checkpoints and ``last_checkpoint`` atomically."""
+    import mmengine.hooks.checkpoint_hook as checkpoint_hook
+    import mmengine.runner as runner_pkg
+    import mmengine.runner.checkpoint as ckpt_mod
+    import mmengine.runner.runner as runner_mod
+    from mmengine.fileio import LocalBackend, get_file_backend
+    original = ckpt_mod.save_checkpoint
+
+    def save_checkpoint(checkpoint, filename, file_client_args=None,
+                        backend_args=None):
+        filename = os.fspath(filename)
+        if (file_client_args is None and not filename.startswith('pavi://')
+                and isinstance(get_file_backend(
+                    filename, backend_args=backend_args), LocalBackend)):
+            atomic_write(filename, lambda f: torch.save(checkpoint, f))
+        else:  # object stores write whole objects already
+            original(checkpoint, filename, file_client_args, backend_args)
+
+    save_checkpoint.__wrapped__ = original
+    save_checkpoint.__doc__ = original.__doc__
+    # Runner and the strategies import it by name.
+    for mod in (ckpt_mod, runner_mod, runner_pkg):
+        mod.save_checkpoint = save_checkpoint
+    checkpoint_hook.open = _checkpoint_hook_open
+
+
 def apply_all() -> None:
     """Apply every fix (idempotent)."""
     fix_mmaction_missing_drn()
     fix_mmengine_pkg_resources()
     fix_torch_weights_only_load()
+    fix_atomic_checkpoint_save()

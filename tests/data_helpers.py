@@ -25,3 +25,38 @@ def make_imagenet_like(root, per_class=2, size=48, seed=0):
         with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
             f.write('\n'.join(lines) + '\n')
     return root
+
+
+def add_bad_videos(root, video_dir='videos_train',
+                   ann_file=None, label=0, short_frames=2):
+    """Add one bad video of each kind to a generated motion dataset.
+
+    Writes into ``root/video_dir/bad/`` and appends ``path label`` lines to
+    ``ann_file``: ``missing`` (listed, not on disk), ``empty`` (0 bytes),
+    ``text`` (a text file named .mp4), ``truncated`` (the first half of a
+    real mp4) and ``short`` (a real mp4 of ``short_frames`` frames).
+
+    Returns:
+        dict: kind -> full path, as the dataset sees it.
+    """
+    from sparseformer_mm.datasets.synthetic_videos import (make_motion_clip,
+                                                           write_video)
+    folder = osp.join(root, video_dir, 'bad')
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(123)
+    frames, _, _ = make_motion_clip(rng, 'move_up', 32, 8)
+    write_video(osp.join(folder, 'truncated.mp4'), frames)
+    with open(osp.join(folder, 'truncated.mp4'), 'rb') as f:
+        data = f.read()
+    with open(osp.join(folder, 'truncated.mp4'), 'wb') as f:
+        f.write(data[:len(data) // 2])
+    write_video(osp.join(folder, 'short.mp4'), frames[:short_frames])
+    open(osp.join(folder, 'empty.mp4'), 'wb').close()
+    with open(osp.join(folder, 'text.mp4'), 'w') as f:
+        f.write('this is not a video\n' * 20)
+    kinds = ('missing', 'empty', 'text', 'truncated', 'short')
+    if ann_file is not None:
+        with open(ann_file, 'a') as f:
+            for kind in kinds:
+                f.write(f'bad/{kind}.mp4 {label}\n')
+    return {k: osp.join(root, video_dir, 'bad', f'{k}.mp4') for k in kinds}

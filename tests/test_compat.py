@@ -3,6 +3,7 @@
 Fixes are applied on ``import sparseformer_mm``; the "without" cases run in
 a fresh interpreter that does not import it.
 """
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -111,3 +112,100 @@ def test_code_in_foreign_checkpoint_never_runs(tmp_path):
     with pytest.raises(RuntimeError):
         CheckpointLoader.load_checkpoint(str(path), 'cpu')
     assert not marker.exists()
+
+
+# --------------------------------------------------------------------------
+# 4. Atomic checkpoint writes
+# --------------------------------------------------------------------------
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    torch.save({'w': torch.ones(3)}, path)
+
+    def fail(f):
+        f.write(b'half a checkpoint')
+        raise OSError('disk full')
+
+    with pytest.raises(OSError, match='disk full'):
+        compat.atomic_write(str(path), fail)
+    assert torch.equal(torch.load(path)['w'], torch.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth']
+
+
+def test_mmengine_checkpoint_writers_are_atomic(tmp_path):
+    from mmengine.hooks import checkpoint_hook
+    from mmengine.runner import checkpoint as ckpt_mod
+    from mmengine.runner import runner as runner_mod
+    from mmengine.runner import save_checkpoint
+    # every name the Runner and CheckpointHook reach it by
+    assert save_checkpoint is ckpt_mod.save_checkpoint
+    assert runner_mod.save_checkpoint is save_checkpoint
+    assert save_checkpoint.__wrapped__ is not save_checkpoint
+
+    path = tmp_path / 'epoch_1.pth'
+    save_checkpoint({'state_dict': {'w': torch.ones(2)}}, str(path))
+    with pytest.raises(Exception):  # a lambda cannot be pickled
+        save_checkpoint({'state_dict': {'w': torch.zeros(2)},
+                         'bad': lambda: None}, str(path))
+    assert torch.equal(torch.load(path)['state_dict']['w'], torch.ones(2))
+
+    # CheckpointHook writes the pointer with ``open(path, 'w')``.
+    pointer = tmp_path / 'last_checkpoint'
+    with checkpoint_hook.open(str(pointer), 'w') as f:
+        f.write(str(path))
+    with pytest.raises(RuntimeError):
+        with checkpoint_hook.open(str(pointer), 'w') as f:
+            f.write('/somewhere/else.pth')
+            raise RuntimeError('killed')
+    assert pointer.read_text() == str(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'epoch_1.pth', 'last_checkpoint']
+
+
+SAVE_FOREVER = '''
+    import os, sys, torch
+    import sparseformer_mm
+    from mmengine.hooks import checkpoint_hook
+    from mmengine.runner import save_checkpoint
+    d = sys.argv[1]
+    big = torch.randn(32 * 2**20 // 4)  # 32 MB
+    for i in range(1000):
+        path = os.path.join(d, f'epoch_{i}.pth')
+        save_checkpoint({'meta': {'epoch': i}, 'state_dict': {'w': big}},
+                        path)
+        with checkpoint_hook.open(os.path.join(d, 'last_checkpoint'),
+                                  'w') as f:
+            f.write(path)
+        if i >= 2:
+            os.remove(os.path.join(d, f'epoch_{i - 2}.pth'))
+'''
+
+
+def test_sigkill_while_saving_leaves_whole_checkpoints(tmp_path):
+    import signal
+    import time
+    proc = subprocess.Popen(
+        [sys.executable, '-c', textwrap.dedent(SAVE_FOREVER), str(tmp_path)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # Kill as soon as the second checkpoint is being written.
+        deadline = time.time() + 120
+        partial = tmp_path / '.epoch_1.pth.tmp'
+        while not (partial.exists() and partial.stat().st_size > 0):
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.time() < deadline, 'no checkpoint write started'
+            time.sleep(0.001)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    # The kill may land in the write, the fsync or just after the rename;
+    # whatever it hit, every checkpoint file is whole and the pointer names
+    # one of them.
+    pointer = (tmp_path / 'last_checkpoint').read_text()
+    final = sorted(tmp_path.glob('epoch_*.pth'))
+    assert str(tmp_path / 'epoch_0.pth') in map(str, final)
+    assert pointer in map(str, final)
+    for path in final:
+        ckpt = torch.load(path, weights_only=True)
+        assert ckpt['state_dict']['w'].numel() == 32 * 2**20 // 4

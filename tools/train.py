@@ -4,9 +4,10 @@ import os
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
+from sparseformer_mm.engine import RNGStateHook
 from sparseformer_mm.utils.cli import (amp_fallback_without_gpu, load_config,
                                        setup_cpu_distributed,
                                        teardown_distributed)
@@ -56,6 +57,12 @@ def merge_args(cfg: Config, args) -> Config:
             f'{optim_wrapper}')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if (args.resume is None
+            and int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')) > 0
+            and find_latest_checkpoint(cfg.work_dir)):
+        # torchrun --max-restarts restarted the job after a failure: carry
+        # on from the latest checkpoint instead of starting over.
+        args.resume = 'auto'
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -76,6 +83,11 @@ def merge_args(cfg: Config, args) -> Config:
         backbone = cfg.model.get('backbone') or {}
         if backbone.get('pretrained'):
             backbone.pretrained = None
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') in ('RNGStateHook', RNGStateHook)
+               for h in hooks):
+        # Resumed runs then draw the same random numbers as unbroken ones.
+        cfg.custom_hooks = hooks + [dict(type='RNGStateHook')]
     randomness = dict(cfg.get('randomness', None) or {})
     randomness.setdefault('seed', None)
     if args.seed is not None:

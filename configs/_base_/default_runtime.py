@@ -13,6 +13,12 @@ default_hooks = dict(
 custom_hooks = [
     # Keeps the sampling-coordinate gradient clip right under fp16 AMP.
     dict(type='SamplingGradScaleHook'),
+    # labels vs the head's num_classes before the run; samples replaced by
+    # a SkipBadSamples dataset wrapper logged, limited to 1 % of an epoch
+    dict(type='DataCheckHook', max_bad_fraction=0.01),
+    # a NaN / inf loss stops training before it reaches the weights
+    # (action='skip' drops such steps instead)
+    dict(type='NonFiniteLossHook', action='raise'),
 ]
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -14,7 +14,15 @@ default_hooks = dict(
     # mmaction2's tools/test.py asserts this hook exists
     visualization=dict(type='VisualizationHook', enable=False),
 )
-custom_hooks = [dict(type='SamplingGradScaleHook')]
+custom_hooks = [
+    dict(type='SamplingGradScaleHook'),
+    # labels vs the head's num_classes before the run; replaced bad videos
+    # logged once and summed per epoch, an error above 1 % of an epoch
+    dict(type='DataCheckHook', max_bad_fraction=0.01),
+    # a NaN / inf loss stops training before it reaches the weights
+    # (action='skip' drops such steps instead)
+    dict(type='NonFiniteLossHook', action='raise'),
+]
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -48,17 +48,17 @@ train_dataloader = dict(
     batch_size=16, num_workers=2, persistent_workers=False,
     dataset=dict(ann_file=f'{data_root}/kinetics400_train_list_videos.txt',
                  data_prefix=dict(video=f'{data_root}/videos_train'),
-                 pipeline=train_pipeline))
+                 pipeline=train_pipeline, min_frames=4))
 val_dataloader = dict(
     batch_size=16, num_workers=2, persistent_workers=False,
     dataset=dict(ann_file=f'{data_root}/kinetics400_val_list_videos.txt',
                  data_prefix=dict(video=f'{data_root}/videos_val'),
-                 pipeline=val_pipeline))
+                 pipeline=val_pipeline, min_frames=4))
 test_dataloader = dict(
     batch_size=8, num_workers=2, persistent_workers=False,
     dataset=dict(ann_file=f'{data_root}/kinetics400_val_list_videos.txt',
                  data_prefix=dict(video=f'{data_root}/videos_val'),
-                 pipeline=test_pipeline))
+                 pipeline=test_pipeline, min_frames=4))
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
@@ -71,4 +71,13 @@ train_cfg = dict(max_epochs=6, val_begin=1, val_interval=2)
 auto_scale_lr = dict(base_batch_size=16)
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=2, max_keep_ckpts=1))
+custom_hooks = [
+    dict(type='SamplingGradScaleHook'),
+    # custom_hooks replaces the runtime's list: keep its data and loss guards
+    dict(type='DataCheckHook', max_bad_fraction=0.01),
+    dict(type='NonFiniteLossHook', action='raise'),
+    # tubes and sampling points of 4 val clips after each validation:
+    # {work_dir}/vis_rois/epoch_{k}/ (PNG + GIF)
+    dict(type='RoIVisualizationHook', num_samples=4),
+]
 randomness = dict(seed=0)

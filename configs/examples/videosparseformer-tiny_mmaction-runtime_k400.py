@@ -9,7 +9,9 @@ _base_ = [
     '../_base_/schedules/adamw_warmup_cosine_30e.py',
 ]
 custom_imports = dict(imports=['sparseformer_mm'], allow_failed_imports=False)
-custom_hooks = [dict(type='SamplingGradScaleHook')]
+custom_hooks = [dict(type='SamplingGradScaleHook'),
+                dict(type='DataCheckHook', max_bad_fraction=0.01),
+                dict(type='NonFiniteLossHook', action='raise')]
 # mmaction2's own runtime has no visualization hook, which tools/test.py
 # (ours and mmaction2's) expects for --show-dir.
 default_hooks = dict(visualization=dict(type='VisualizationHook',

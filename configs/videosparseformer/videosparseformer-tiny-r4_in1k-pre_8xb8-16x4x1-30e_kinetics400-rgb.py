@@ -35,6 +35,9 @@ test_pipeline = [
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline,
+                                     min_frames=clip_len))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline,
+                                   min_frames=clip_len))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline,
+                                    min_frames=clip_len))

@@ -21,12 +21,47 @@ def load_config(args) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
+    if cfg.launcher != 'none':
+        set_dist_timeout(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+DEFAULT_DIST_TIMEOUT = 1800  # seconds
+
+
+def set_dist_timeout(cfg: Config) -> int:
+    """Give collectives a bounded wait: ``env_cfg.dist_cfg.timeout``.
+
+    When a rank dies or hangs, the others block in their next collective
+    until this timeout (then raise and exit), unless the launcher stops them
+    first (``torchrun`` does on one node). mmengine's ``init_dist`` and
+    :func:`setup_cpu_distributed` pass it to ``init_process_group``. The
+    value, in seconds, is the config's if set (``--cfg-options
+    env_cfg.dist_cfg.timeout=600``), else the ``DIST_TIMEOUT`` environment
+    variable, else 1800 (30 minutes: long enough for a slow first
+    validation or checkpoint on a big model; torch's own default is 10
+    minutes for NCCL).
+
+    Returns:
+        int: The timeout in seconds.
+    """
+    env_cfg = cfg.get('env_cfg') or {}
+    dist_cfg = dict(env_cfg.get('dist_cfg') or {})
+    if dist_cfg.get('timeout') is None:
+        value = os.environ.get('DIST_TIMEOUT', DEFAULT_DIST_TIMEOUT)
+        try:
+            dist_cfg['timeout'] = int(value)
+        except ValueError:
+            raise ValueError(f'DIST_TIMEOUT must be a number of seconds, '
+                             f'got {value!r}') from None
+    env_cfg['dist_cfg'] = dist_cfg
+    cfg.env_cfg = env_cfg
+    return dist_cfg['timeout']
 
 
 def _dist_env(launcher: str) -> Tuple[int, int]:
@@ -105,9 +140,22 @@ def setup_cpu_distributed(cfg: Config, training: bool = True) -> bool:
         kwargs = {}
         if dist_cfg.get('timeout') is not None:
             kwargs['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
+        restart = int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))
+        if restart > 0:
+            # After a torchrun restart the store still holds the dead
+            # attempt's gloo addresses under the same keys, and the new
+            # ranks would connect to them; give this attempt its own keys.
+            store = torch_dist.TCPStore(
+                os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']),
+                world_size, is_master=os.environ.get(
+                    'TORCHELASTIC_USE_AGENT_STORE') != 'True' and rank == 0,
+                timeout=kwargs.get('timeout', datetime.timedelta(minutes=30)))
+            kwargs['store'] = torch_dist.PrefixStore(f'restart{restart}',
+                                                     store)
+        else:
+            kwargs['init_method'] = 'env://'
         torch_dist.init_process_group(
-            backend='gloo', init_method='env://', rank=rank,
-            world_size=world_size, **kwargs)
+            backend='gloo', rank=rank, world_size=world_size, **kwargs)
 
     wrapper_cfg = dict(type='MMDistributedDataParallel')
     if cfg.get('find_unused_parameters') is not None:

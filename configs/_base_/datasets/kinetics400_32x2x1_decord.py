@@ -1,5 +1,11 @@
 # Kinetics-400 from videos (decord), 32 frames x interval 2, 224x224.
-dataset_type = 'VideoDataset'
+# CheckedVideoDataset = mmaction2's VideoDataset + a strict list parser
+# (malformed lines fail at build with file:line) + bad-video replacement:
+# unreadable files and videos with fewer than min_frames frames are replaced
+# by another sample (DataCheckHook in the runtime logs and limits them).
+# Videos with min_frames..clip_len*frame_interval frames are looped by
+# SampleFrames, as in mmaction2.
+dataset_type = 'CheckedVideoDataset'
 data_root = 'data/kinetics400/videos_train'
 data_root_val = 'data/kinetics400/videos_val'
 ann_file_train = 'data/kinetics400/kinetics400_train_list_videos.txt'
@@ -48,7 +54,8 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type=dataset_type, ann_file=ann_file_train,
-                 data_prefix=dict(video=data_root), pipeline=train_pipeline))
+                 data_prefix=dict(video=data_root), pipeline=train_pipeline,
+                 min_frames=clip_len))
 val_dataloader = dict(
     batch_size=8,
     num_workers=8,
@@ -56,7 +63,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type=dataset_type, ann_file=ann_file_val,
                  data_prefix=dict(video=data_root_val),
-                 pipeline=val_pipeline, test_mode=True))
+                 pipeline=val_pipeline, test_mode=True, min_frames=clip_len))
 test_dataloader = dict(
     batch_size=1,
     num_workers=8,
@@ -64,6 +71,7 @@ test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type=dataset_type, ann_file=ann_file_test,
                  data_prefix=dict(video=data_root_val),
-                 pipeline=test_pipeline, test_mode=True))
+                 pipeline=test_pipeline, test_mode=True,
+                 min_frames=clip_len))
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator

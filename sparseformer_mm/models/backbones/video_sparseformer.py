@@ -148,32 +148,79 @@ class VideoSparseFormer(SparseFormer):
                 'scratch.')
         sd = backbone_state_dict(load_weights_only(path), src=path)
         conv = sd.get('feat_extractor.conv1.weight')
-        if conv is not None and conv.dim() == 4:
-            if not self.pretrained2d:
-                raise ValueError(f'{path} holds image weights; set '
-                                 'model.backbone.pretrained2d=True to '
-                                 'inflate them.')
-            sd = inflate_image_state_dict(sd, self.replicates)
-        own = self.state_dict()
-        missing, unexpected = set(own) - set(sd), set(sd) - set(own)
-        bad = {k for k in sd if k in own and sd[k].shape != own[k].shape}
-        if missing or unexpected or bad:
-            from ...utils.ckpt_convert import infer_arch
-            try:
-                theirs = f' The checkpoint is arch {infer_arch(sd, path)}:'
-            except ValueError:
-                theirs = ''
-            raise ValueError(
-                f'{path} does not fit VideoSparseFormer(arch='
-                f'{self.arch_settings}, replicates={self.replicates}): '
-                f'missing {sorted(missing)[:10]}, unexpected '
-                f'{sorted(unexpected)[:10]}, wrong shapes {sorted(bad)[:10]}.'
-                f'{theirs} set model.backbone.arch (and the neck/head '
-                'in_channels) to match it.')
-        self.load_state_dict(sd, strict=True)
+        is_image = conv is not None and conv.dim() == 4
+        if is_image and not self.pretrained2d:
+            raise ValueError(f'{path} holds image weights; set '
+                             'model.backbone.pretrained2d=True to '
+                             'inflate them.')
+        if is_image:
+            sd_video = inflate_image_state_dict(sd, self.replicates)
+        else:
+            sd_video = sd
+        mismatch = self._mismatch(sd, sd_video, path, is_image)
+        if mismatch:
+            raise ValueError(mismatch)
+        self.load_state_dict(sd_video, strict=True)
         MMLogger.get_current_instance().info(
-            f'VideoSparseFormer: loaded {"inflated image" if conv.dim() == 4 else "video"} '
-            f'weights from {path} (R={self.replicates})')
+            f'VideoSparseFormer: loaded '
+            f'{"inflated image" if is_image else "video"} weights from '
+            f'{path} (R={self.replicates})')
+
+    @classmethod
+    def arch_name(cls, arch: dict) -> str:
+        """``'tiny'`` etc. for a released arch, else the dict as text."""
+        names = [k for k, v in cls.arch_zoo.items() if v == arch]
+        return repr(max(names, key=len)) if names else str(arch)
+
+    def _mismatch(self, sd: Dict[str, Tensor], cand: Dict[str, Tensor],
+                  path: str, is_image: bool) -> Optional[str]:
+        """``None`` if ``cand`` (``sd`` as video weights) fits this model,
+        else an error message saying what to change."""
+        from ...utils.ckpt_convert import infer_arch
+        own = self.state_dict()
+        missing, unexpected = set(own) - set(cand), set(cand) - set(own)
+        bad = {k for k in cand if k in own and cand[k].shape != own[k].shape}
+        if not (missing or unexpected or bad):
+            return None
+        ours = self.arch_name(self.arch_settings)
+        head = (f'{path} does not fit VideoSparseFormer(arch={ours}, '
+                f'replicates={self.replicates}): ')
+        keys = (f'missing {sorted(missing)[:10]}, unexpected '
+                f'{sorted(unexpected)[:10]}, wrong shapes {sorted(bad)[:10]}')
+        try:
+            theirs = infer_arch(sd, path)
+        except ValueError as e:
+            return head + f'{keys}. {e}'
+        width = (f" (and the neck's and cls_head's in_channels="
+                 f"{theirs['cortex_dims']})")
+        if is_image:
+            return (head + f'it is an image SparseFormer of arch '
+                    f'{self.arch_name(theirs)}. Set model.backbone.arch='
+                    f'{self.arch_name(theirs)}{width}, or point '
+                    'model.backbone.pretrained at a checkpoint of arch '
+                    f'{ours}.')
+        total = theirs['num_tokens']
+        n = self.num_tokens
+        same = {k: v for k, v in theirs.items() if k != 'num_tokens'} == {
+            k: v for k, v in self.arch_settings.items() if k != 'num_tokens'}
+        if same and total == n * self.replicates or \
+                is_image and theirs == self.arch_settings:
+            return head + keys + '.'
+        if same and total % n == 0:
+            return (head + f'it is a VideoSparseFormer with {total} = {n} x '
+                    f'{total // n} tokens (replicates={total // n}). Set '
+                    f'model.backbone.replicates={total // n}, or start from '
+                    'the image checkpoint (pretrained2d=True) to inflate it '
+                    f'to replicates={self.replicates}.')
+        if same:
+            return (head + f'it is a VideoSparseFormer with {total} tokens, '
+                    f'not a multiple of the {n} tokens of arch {ours}: its '
+                    'num_tokens differs. Set model.backbone.arch to its '
+                    'image arch, with replicates = its tokens / num_tokens.')
+        theirs_desc = {k: v for k, v in theirs.items() if k != 'num_tokens'}
+        return (head + f'it is a VideoSparseFormer with {total} tokens and '
+                f'{theirs_desc}. Set model.backbone.arch to that arch (with '
+                f'num_tokens x replicates = {total}){width}.')
 
     def init_weights(self) -> None:
         if self.pretrained:

@@ -28,6 +28,13 @@ class TokenPooling(BaseModule):
 
     def forward(self, inputs: Union[Tensor, Tuple[Tensor]]) -> Tuple[Tensor]:
         tokens = inputs[-1] if isinstance(inputs, (tuple, list)) else inputs
+        width = self.norm.normalized_shape[0]
+        if tokens.shape[-1] != width:
+            raise ValueError(
+                f'TokenPooling(in_channels={width}) got {tokens.shape[-1]}-'
+                'dim tokens; set the neck\'s in_channels and the head\'s '
+                f'in_channels to {tokens.shape[-1]} (the backbone arch\'s '
+                'cortex_dims).')
         return (self.norm(tokens.mean(dim=1)), )
 
 

@@ -148,3 +148,55 @@ def test_bad_layouts_are_explained():
         m(torch.randn(1, 8, 3, 32, 32))  # NTCHW
     with pytest.warns(UserWarning, match='shorter than replicates=4'):
         m(torch.randn(1, 3, 2, 32, 32))
+
+
+def _save(model, path):
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return str(path)
+
+
+def test_wrong_image_arch_says_which_arch_to_set(tmp_path):
+    path = _save(build_classifier(NANO, 5), tmp_path / 'image.pth')
+    other = dict(NANO, cortex_dims=64)
+    model = recognizer(other, 2, pretrained=path)
+    with pytest.raises(ValueError) as info:
+        model.init_weights()
+    msg = str(info.value)
+    assert 'it is an image SparseFormer of arch' in msg
+    assert "'cortex_dims': 128" in msg and 'Set model.backbone.arch=' in msg
+    assert "cls_head's in_channels=128" in msg
+    # released variants are named
+    tiny = VideoSparseFormer.arch_zoo['tiny']
+    assert VideoSparseFormer.arch_name(dict(tiny)) == "'tiny'"
+
+
+def test_video_checkpoint_with_other_replicates_names_them(tmp_path):
+    path = _save(recognizer(NANO, 2), tmp_path / 'video_r2.pth')
+    with pytest.raises(ValueError,
+                       match=r'18 = 9 x 2 tokens \(replicates=2\)\. Set '
+                             r'model.backbone.replicates=2'):
+        recognizer(NANO, 4, pretrained=path, pretrained2d=False).init_weights()
+    # a token count that is no multiple of the arch's tokens
+    path = _save(recognizer(dict(NANO, num_tokens=16), 1),
+                 tmp_path / 'video_16.pth')
+    with pytest.raises(ValueError, match='16 tokens, not a multiple of the '
+                                         '9 tokens'):
+        recognizer(NANO, 2, pretrained=path, pretrained2d=False).init_weights()
+    # the matching model loads it
+    recognizer(NANO, 2, pretrained=_save(recognizer(NANO, 2),
+                                         tmp_path / 'ok.pth'),
+               pretrained2d=False).init_weights()
+
+
+def test_heads_that_do_not_divide_the_widths_say_what_to_set():
+    with pytest.raises(ValueError, match='num_heads=64 does not divide '
+                                         'focus_dims=32.*e.g. 32'):
+        VideoSparseFormer(arch=dict(NANO, focus_dims=32, cortex_dims=96),
+                          replicates=2)
+
+
+def test_unknown_arch_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"arch 'smal' is not one of "
+                                         r"\['b', 'base', 's', 'small', 't', "
+                                         r"'tiny'\]"):
+        VideoSparseFormer(arch='smal', replicates=2)

@@ -63,3 +63,67 @@ def test_grid_inits():
         grid_init_offsets(10)
     with pytest.raises(ValueError, match='square'):
         grid_init_rois(10)
+
+
+@pytest.mark.parametrize('ndim', [2, 3])
+def test_roi_sizes_are_clamped_and_stay_finite(ndim):
+    from sparseformer_mm.models.layers.roi_geometry import (MAX_ROI_SIZE,
+                                                            MIN_ROI_SIZE)
+    roi = torch.tensor([[0.2] * ndim + [0.6] * ndim] * 3)
+    scale = torch.tensor([[1e4], [-1e4], [float('inf')]])  # exp -> inf, 0
+    delta = torch.cat([torch.zeros(3, ndim), scale.expand(3, ndim)], dim=-1)
+    out = roi_adjust(roi, delta)
+    size = out[:, ndim:] - out[:, :ndim]
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(size[0], torch.full((ndim, ), MAX_ROI_SIZE))
+    torch.testing.assert_close(size[1], torch.full((ndim, ), MIN_ROI_SIZE))
+    torch.testing.assert_close(size[2], torch.full((ndim, ), MAX_ROI_SIZE))
+    # centres are kept
+    torch.testing.assert_close((out[:, ndim:] + out[:, :ndim]) / 2,
+                               torch.full((3, ndim), 0.4))
+
+
+def test_roi_clamp_leaves_values_and_gradients_inside_the_range_exact():
+    g = torch.Generator().manual_seed(0)
+    roi = torch.rand(4, 5, 4, generator=g)
+    delta = (torch.randn(4, 5, 4, generator=g) * 0.5).requires_grad_()
+    out = roi_adjust(roi, delta)
+    # the unclamped formula, written out
+    delta2 = delta.detach().clone().requires_grad_()
+    c = (roi[..., :2] + roi[..., 2:]) / 2
+    s = (roi[..., 2:] - roi[..., :2]).abs()
+    c = c + delta2[..., :2] * s
+    s = s * delta2[..., 2:].exp()
+    ref = torch.cat([c - 0.5 * s, c + 0.5 * s], dim=-1)
+    assert torch.equal(out, ref)
+    w = torch.randn(out.shape, generator=g)
+    (out * w).sum().backward()
+    (ref * w).sum().backward()
+    assert torch.equal(delta.grad, delta2.grad)
+    # at the bound the size no longer follows delta (and nothing is NaN)
+    d = torch.zeros(1, 4, requires_grad=True)
+    big = roi_adjust(torch.tensor([[0.0, 0.0, 1.0, 1.0]]),
+                     d + torch.tensor([[0.0, 0.0, 50.0, 0.0]]))
+    big.sum().backward()
+    assert torch.isfinite(d.grad).all()
+
+
+def test_diverging_roi_heads_keep_the_backbone_finite():
+    # RoI-adjust weights x20: without the clamp the sizes reach inf by the
+    # third pass and tokens and gradients are NaN (checked when written)
+    from sparseformer_mm.models import SparseFormer
+    arch = dict(num_tokens=4, focus_dims=32, cortex_dims=32, cortex_depth=1,
+                num_points=4)
+    m = SparseFormer(arch=arch, num_heads=2, feat_channels=8)
+    g = torch.Generator().manual_seed(0)
+    w = m.layers[0].roi_adjust_module[1].weight
+    w.data.copy_(torch.randn(w.shape, generator=g) * 20)
+    out = m(torch.randn(2, 3, 32, 32, generator=g), return_trace=True)
+    assert torch.isfinite(out['tokens']).all()
+    for p in out['passes']:
+        size = p['rois'][..., 2:] - p['rois'][..., :2]
+        assert torch.isfinite(p['points']).all()
+        assert (size <= 4.0 + 1e-6).all() and (size >= 1e-3 - 1e-6).all()
+    out['tokens'].sum().backward()
+    assert all(torch.isfinite(q.grad).all() for q in m.parameters()
+               if q.grad is not None)

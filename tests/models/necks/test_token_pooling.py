@@ -24,3 +24,10 @@ def test_mean_then_layernorm_in_both_registries():
     feats, aux = action_neck((x, ), data_samples=None)
     torch.testing.assert_close(feats, expected)
     assert aux == {}
+
+
+def test_width_mismatch_says_what_to_set():
+    import pytest
+    from sparseformer_mm.models.necks.token_pooling import TokenPooling
+    with pytest.raises(ValueError, match="in_channels to 640"):
+        TokenPooling(512)(torch.randn(2, 64, 640))

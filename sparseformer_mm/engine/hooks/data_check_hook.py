@@ -1,0 +1,200 @@
+"""Checks labels before the run; counts, logs and limits bad samples."""
+from typing import Dict, List, Optional, Tuple
+
+from mmengine.hooks import Hook
+from mmengine.logging import MMLogger
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+from mmengine.runner import BaseLoop
+
+from ...datasets.checked_dataset import AnnotationError, bad_samples_of
+
+
+class BadDataError(RuntimeError):
+    """More bad samples in an epoch than ``max_bad_fraction`` allows."""
+
+
+def _head_num_classes(model) -> Optional[int]:
+    model = model.module if is_model_wrapper(model) else model
+    for name in ('cls_head', 'head'):
+        n = getattr(getattr(model, name, None), 'num_classes', None)
+        if isinstance(n, int) and n > 0:
+            return n
+    return None
+
+
+def _leaf_datasets(dataset) -> list:
+    """The datasets under wrappers (Repeat/ClassBalanced/Concat, ours)."""
+    if hasattr(dataset, 'datasets'):
+        return [d for sub in dataset.datasets for d in _leaf_datasets(sub)]
+    inner = getattr(dataset, '__dict__', {}).get('dataset')
+    if inner is not None:
+        return _leaf_datasets(inner)
+    return [dataset]
+
+
+def _check_generic_labels(dataset, num_classes: int) -> None:
+    if not hasattr(dataset, 'get_data_info'):
+        return
+    bad = []
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        label = info.get('gt_label', info.get('label'))
+        if label is None:
+            continue
+        labels = label if isinstance(label, (list, tuple)) else [label]
+        try:
+            labels = [int(x) for x in labels]
+        except (TypeError, ValueError):
+            continue  # one-hot tensors etc.
+        if any(x >= num_classes for x in labels):
+            path = info.get('img_path') or info.get('filename') or ''
+            bad.append(f'sample {i} {path}: label {max(labels)}')
+    if bad:
+        ann = getattr(dataset, 'ann_file', '')
+        raise AnnotationError(
+            f'{len(bad)} label(s) in {ann or type(dataset).__name__} are out '
+            f'of range for the head\'s num_classes={num_classes} (valid: '
+            f'0..{num_classes - 1}):\n' + '\n'.join(bad[:10]) +
+            '\nFix the list or set num_classes in the head.')
+
+
+@HOOKS.register_module()
+class DataCheckHook(Hook):
+    """Fail early on bad labels, and report bad samples that were replaced.
+
+    * ``before_run``: every built train / val / test dataset's labels are
+      checked against the model head's ``num_classes`` (``cls_head`` or
+      ``head``); :class:`CheckedVideoDataset` names the ``file:line``.
+    * Every iteration: replaced samples (``metainfo['bad_samples']``, set by
+      :class:`CheckedVideoDataset` / :class:`SkipBadSamples` in the
+      dataloader workers) are read from the batch in the main process. Each
+      path is logged once per run; each epoch ends with a summary; more
+      distinct bad paths in one epoch than ``max_bad_fraction`` of the
+      epoch's samples (this rank's share) raise :class:`BadDataError`
+      naming them, before the model sees the batch.
+
+    Args:
+        max_bad_fraction (float): Allowed fraction of bad samples per epoch;
+            0 makes any bad sample an error. Defaults to 0.01.
+        check_labels (bool): Run the label check. Defaults to True.
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self, max_bad_fraction: float = 0.01,
+                 check_labels: bool = True):
+        if not 0 <= max_bad_fraction <= 1:
+            raise ValueError('max_bad_fraction must be in [0, 1], got '
+                             f'{max_bad_fraction}')
+        self.max_bad_fraction = max_bad_fraction
+        self.check_labels = check_labels
+        self._logged = set()
+        self._epoch: Dict[str, Dict[str, str]] = {}
+        self.totals: Dict[str, int] = {}
+
+    # -- labels ---------------------------------------------------------------
+    def before_run(self, runner) -> None:
+        if not self.check_labels:
+            return
+        num_classes = _head_num_classes(runner.model)
+        if num_classes is None:
+            return
+        for loop in (runner._train_loop, runner._val_loop, runner._test_loop):
+            if not isinstance(loop, BaseLoop):
+                continue  # not built: this run does not use it
+            for ds in _leaf_datasets(loop.dataloader.dataset):
+                if hasattr(ds, 'check_labels'):
+                    ds.check_labels(num_classes)
+                else:
+                    _check_generic_labels(ds, num_classes)
+
+    # -- bad samples --------------------------------------------------------
+    def _begin(self, mode: str) -> None:
+        self._epoch[mode] = {}
+
+    def _collect(self, runner, mode: str, data_batch, loader) -> None:
+        samples = data_batch.get('data_samples') \
+            if isinstance(data_batch, dict) else None
+        if not samples:
+            return
+        seen = self._epoch.setdefault(mode, {})
+        new = False
+        for s in samples:
+            for path, reason in bad_samples_of(s):
+                if path not in seen:
+                    seen[path] = reason
+                    new = True
+                if path not in self._logged:
+                    self._logged.add(path)
+                    runner.logger.warning(
+                        f'bad {mode} sample replaced: {path} ({reason})')
+        if new:
+            self._check_limit(mode, seen, loader)
+
+    @staticmethod
+    def _epoch_size(loader) -> int:
+        try:
+            return len(loader.sampler)
+        except TypeError:
+            return len(loader.dataset)
+
+    def _check_limit(self, mode: str, seen: Dict[str, str], loader) -> None:
+        total = max(1, self._epoch_size(loader))
+        if len(seen) <= self.max_bad_fraction * total:
+            return
+        listing = '\n'.join(f'  {p}: {r}' for p, r in list(seen.items())[:20])
+        more = f'\n  ... and {len(seen) - 20} more' if len(seen) > 20 else ''
+        raise BadDataError(
+            f'{len(seen)} of {total} {mode} samples this epoch could not be '
+            f'loaded ({len(seen) / total:.1%}), more than max_bad_fraction='
+            f'{self.max_bad_fraction} allows:\n{listing}{more}\nFix or remove '
+            'them from the annotation list (tools/data/kinetics/'
+            'check_videos.py lists every unreadable video), or raise '
+            'DataCheckHook(max_bad_fraction=...) in custom_hooks.')
+
+    def _end(self, runner, mode: str, loader) -> None:
+        seen = self._epoch.get(mode, {})
+        self.totals[mode] = self.totals.get(mode, 0) + len(seen)
+        if seen:
+            total = self._epoch_size(loader)
+            # after_train_epoch runs before the loop counts the epoch
+            epoch = runner.epoch + 1 if mode == 'train' else runner.epoch
+            runner.logger.warning(
+                f'{mode} epoch {epoch}: {len(seen)} of {total} samples '
+                f'were bad and replaced: {sorted(seen)}')
+
+    def bad_this_epoch(self, mode: str = 'train') -> List[Tuple[str, str]]:
+        """``(path, reason)`` of the bad samples seen so far this epoch."""
+        return list(self._epoch.get(mode, {}).items())
+
+    def before_train_epoch(self, runner) -> None:
+        self._begin('train')
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._collect(runner, 'train', data_batch,
+                      runner.train_loop.dataloader)
+
+    def after_train_epoch(self, runner) -> None:
+        self._end(runner, 'train', runner.train_loop.dataloader)
+
+    def before_val_epoch(self, runner) -> None:
+        self._begin('val')
+
+    def before_val_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._collect(runner, 'val', data_batch, runner.val_loop.dataloader)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._end(runner, 'val', runner.val_loop.dataloader)
+
+    def before_test_epoch(self, runner) -> None:
+        self._begin('test')
+
+    def before_test_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._collect(runner, 'test', data_batch, runner.test_loop.dataloader)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._end(runner, 'test', runner.test_loop.dataloader)
+
+
+__all__ = ['DataCheckHook', 'BadDataError']

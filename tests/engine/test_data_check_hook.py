@@ -1,0 +1,119 @@
+"""DataCheckHook in real Runner runs on generated mp4s with bad files."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from data_helpers import add_bad_videos
+from sparseformer_mm.datasets import AnnotationError, make_motion_dataset
+from sparseformer_mm.engine.hooks import BadDataError, DataCheckHook
+from sparseformer_mm.utils.cli import amp_fallback_without_gpu
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(REPO,
+                'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py')
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny tensors: on a loaded 2-core machine two threads mostly wait on
+    # each other (measured 6x slower than one)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('motion'))
+    # 12 good train clips + 5 bad files, 4 val clips
+    make_motion_dataset(root, num_train=3, num_val=1, size=32, num_frames=8)
+    bad = add_bad_videos(root, 'videos_train',
+                         osp.join(root, 'kinetics400_train_list_videos.txt'))
+    return root, bad
+
+
+def _cfg(root, work_dir, max_bad_fraction, num_workers=2):
+    cfg = Config.fromfile(DEMO)
+    cfg.work_dir = str(work_dir)
+    amp_fallback_without_gpu(cfg)  # fp32 on CPU, as tools/train.py does
+    sample = dict(type='SampleFrames', clip_len=4, frame_interval=2)
+    for split in ('train', 'val', 'test'):
+        loader = cfg[f'{split}_dataloader']
+        loader.num_workers = num_workers
+        loader.persistent_workers = False
+        loader.batch_size = 4
+        ds = loader.dataset
+        sub = 'train' if split == 'train' else 'val'
+        ds.ann_file = f'{root}/kinetics400_{sub}_list_videos.txt'
+        ds.data_prefix = dict(video=f'{root}/videos_{sub}')
+        for t in ds.pipeline:
+            if t['type'] == 'SampleFrames':
+                t.update(sample)
+    # a smaller model than the demo's: this tests data handling
+    cfg.model.backbone.arch = dict(num_tokens=4, focus_dims=32,
+                                   cortex_dims=32, cortex_depth=1,
+                                   num_points=4)
+    cfg.model.backbone.num_heads = 2
+    cfg.model.backbone.feat_channels = 16
+    cfg.model.neck.in_channels = cfg.model.cls_head.in_channels = 32
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=2, val_begin=3,
+                         val_interval=1)
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
+    cfg.default_hooks.logger.interval = 1
+    cfg.custom_hooks = [dict(type='DataCheckHook',
+                             max_bad_fraction=max_bad_fraction)]
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+def _hook(runner):
+    return next(h for h in runner.hooks if isinstance(h, DataCheckHook))
+
+
+def test_training_with_bad_videos_completes_with_workers(data, tmp_path):
+    root, bad = data
+    runner = Runner.from_cfg(_cfg(root, tmp_path / 'w', 0.5))
+    runner.train()
+    assert runner.epoch == 2 and runner.iter == 10  # 17 samples / 4, x2
+    hook = _hook(runner)
+    # the 5 bad files, each counted in both epochs (drawn by the workers)
+    assert hook.totals['train'] == 10
+    assert dict(hook.bad_this_epoch('train')).keys() == set(bad.values())
+    log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
+    for path in bad.values():  # logged once per run, plus the summaries
+        assert log.count(f'bad train sample replaced: {path}') == 1
+    assert 'train epoch 1: 5 of 17 samples' in log
+    assert 'train epoch 2: 5 of 17 samples' in log
+    assert 'were bad and replaced' in log
+
+
+def test_too_many_bad_videos_is_an_error_naming_them(data, tmp_path):
+    root, bad = data
+    runner = Runner.from_cfg(_cfg(root, tmp_path / 'w', 0.1, num_workers=0))
+    with pytest.raises(BadDataError) as info:
+        runner.train()
+    msg = str(info.value)
+    assert 'of 17 train samples this epoch could not be loaded' in msg
+    assert 'max_bad_fraction=0.1' in msg
+    assert sum(p in msg for p in bad.values()) >= 2
+    assert runner.epoch == 0  # stopped inside the first epoch
+
+
+def test_labels_beyond_the_head_fail_before_training(tmp_path):
+    root = str(tmp_path / 'motion')
+    make_motion_dataset(root, num_train=1, num_val=1, size=32, num_frames=8)
+    ann = osp.join(root, 'kinetics400_val_list_videos.txt')
+    with open(ann, 'a') as f:
+        f.write('move_up/00000.mp4 7\n')
+    cfg = _cfg(root, tmp_path / 'w', 0.5, num_workers=0)
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(AnnotationError,
+                       match=f'{ann}:5: label 7 is out of range for '
+                             'num_classes=4'):
+        runner.train()
+    assert runner.iter == 0

@@ -1,0 +1,116 @@
+"""NonFiniteLossHook in real Runner runs where the loss turns NaN at a known
+iteration (a NaN input at a known sample)."""
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch.utils.data import Dataset
+
+from sparseformer_mm.compat import load_weights_only
+from sparseformer_mm.engine.hooks import NonFiniteLossError, NonFiniteLossHook
+
+
+class TinyRegressor(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 1)
+
+    def forward(self, inputs, labels=None, mode='tensor'):
+        out = self.fc(inputs)
+        if mode == 'loss':
+            return dict(loss=((out - labels) ** 2).mean())
+        return out
+
+
+class Points(Dataset):
+    """Sample ``i`` is ``x = (i, 1) / 8``; those in ``nan_at`` are NaN."""
+
+    def __init__(self, n=6, nan_at=()):
+        self.n, self.nan_at = n, set(nan_at)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        x = torch.tensor([i / 8, 1.0])
+        if i in self.nan_at:
+            x[0] = float('nan')
+        return dict(inputs=x, labels=torch.tensor([0.5]))
+
+
+def _run(work_dir, nan_at, hooks, max_iters=6):
+    runner = Runner(
+        model=TinyRegressor(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=Points(6, nan_at), batch_size=1, num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=1, by_epoch=False)),
+        custom_hooks=hooks,
+        log_level='WARNING')
+    return runner
+
+
+def _weights(work_dir, it):
+    ckpt = load_weights_only(osp.join(work_dir, f'iter_{it}.pth'))
+    return ckpt['state_dict']
+
+
+def test_without_the_hook_nan_reaches_the_checkpoint(tmp_path):
+    # the failure the hook exists for: sample 3 (iteration 4) poisons the
+    # weights and the checkpoint of that iteration
+    _run(tmp_path, nan_at=[3], hooks=[], max_iters=4).train()
+    assert torch.isnan(_weights(tmp_path, 4)['fc.weight']).any()
+
+
+def test_raise_names_the_iteration_and_keeps_the_last_good_checkpoint(
+        tmp_path):
+    runner = _run(tmp_path, nan_at=[3], hooks=[dict(type='NonFiniteLossHook')])
+    with pytest.raises(NonFiniteLossError) as info:
+        runner.train()
+    msg = str(info.value)
+    assert 'loss is nan at iteration 4.' in msg
+    assert f'The last checkpoint is {osp.join(tmp_path, "iter_3.pth")}' in msg
+    assert "action='skip'" in msg
+    assert not osp.exists(osp.join(tmp_path, 'iter_4.pth'))
+    last = _weights(tmp_path, 3)
+    assert all(torch.isfinite(v).all() for v in last.values())
+    # the weights in memory were not touched by the NaN step either
+    for k, v in runner.model.state_dict().items():
+        assert torch.equal(v, last[k]), k
+
+
+def test_skip_drops_the_step_and_training_finishes(tmp_path):
+    runner = _run(tmp_path, nan_at=[3],
+                  hooks=[dict(type='NonFiniteLossHook', action='skip')])
+    runner.train()
+    assert runner.iter == 6
+    hook = next(h for h in runner.hooks if isinstance(h, NonFiniteLossHook))
+    assert hook.skipped == [4]
+    before, after = _weights(tmp_path, 3), _weights(tmp_path, 4)
+    for k in before:
+        assert torch.equal(before[k], after[k]), k  # step 4 changed nothing
+    final = runner.model.state_dict()
+    assert all(torch.isfinite(v).all() for v in final.values())
+    assert not torch.equal(final['fc.weight'], after['fc.weight'])
+
+
+def test_skip_gives_up_after_too_many_in_a_row(tmp_path):
+    runner = _run(tmp_path, nan_at=[1, 2, 3, 4],
+                  hooks=[dict(type='NonFiniteLossHook', action='skip',
+                              max_consecutive_skips=2)])
+    with pytest.raises(NonFiniteLossError,
+                       match='iteration 4 after 3 consecutive skipped'):
+        runner.train()
+
+
+def test_bad_action_is_rejected():
+    with pytest.raises(ValueError, match="'raise' or 'skip'"):
+        NonFiniteLossHook(action='ignore')

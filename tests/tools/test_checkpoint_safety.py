@@ -1,0 +1,115 @@
+"""Every way a checkpoint from elsewhere enters the project loads it
+weights-only: a pickle whose ``__reduce__`` would create a marker file is
+refused with a clear error, and the marker never appears.
+
+The rule: external files (``load_from``, ``--resume PATH`` outside the
+work_dir, ``init_cfg`` Pretrained, ``backbone.pretrained``, the converters,
+tools/test.py and tools/infer.py) are weights-only; only ``Runner.resume``
+inside the run's own work_dir unpickles fully (tests/test_compat.py).
+"""
+import os.path as osp
+import runpy
+import subprocess
+import sys
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+IMAGE_CFG = osp.join(REPO, 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py')
+VIDEO_CFG = osp.join(
+    REPO, 'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py')
+NANO = dict(num_tokens=16, focus_dims=64, cortex_dims=128, cortex_depth=2,
+            num_points=16)
+REFUSED = 'Refused to unpickle'
+
+
+@pytest.fixture
+def evil(tmp_path):
+    """A checkpoint with real weights plus an object whose unpickling would
+    create ``tmp_path/pwned``. Returns ``(checkpoint path, marker path)``."""
+    marker = tmp_path / 'pwned'
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), 'w'))
+
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(Config.fromfile(IMAGE_CFG).model)
+    path = tmp_path / 'downloaded.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {},
+                'payload': Payload()}, path)
+    return str(path), marker
+
+
+def _run(args, tmp_path):
+    return subprocess.run([sys.executable, *args], cwd=REPO, text=True,
+                          capture_output=True, timeout=300,
+                          env={'CUDA_VISIBLE_DEVICES': '',
+                               'PATH': '/usr/bin:/bin',
+                               'HOME': str(tmp_path)})
+
+
+def _assert_refused(res, marker):
+    assert res.returncode != 0, res.stdout[-2000:]
+    assert REFUSED in res.stderr, res.stderr[-3000:]
+    assert 'weights-only' in res.stderr
+    assert not marker.exists()
+
+
+def test_tools_test_py(evil, tmp_path):
+    ckpt, marker = evil
+    _assert_refused(_run(['tools/test.py', IMAGE_CFG, ckpt, '--work-dir',
+                          str(tmp_path / 'work')], tmp_path), marker)
+
+
+def test_tools_train_py_foreign_resume(evil, tmp_path):
+    # --resume PATH outside the work_dir is as foreign as load_from (whose
+    # path, Runner.load_checkpoint, tools/test.py takes above).
+    ckpt, marker = evil
+    _assert_refused(_run(['tools/train.py', IMAGE_CFG, '--work-dir',
+                          str(tmp_path / 'work'), '--resume', ckpt],
+                         tmp_path), marker)
+
+
+def test_tools_infer_py(evil, tmp_path):
+    ckpt, marker = evil
+    video = tmp_path / 'any.mp4'
+    video.write_bytes(b'')  # never reached: the model is loaded first
+    _assert_refused(_run(['tools/infer.py', VIDEO_CFG, ckpt, str(video)],
+                         tmp_path), marker)
+
+
+@pytest.mark.parametrize('tool', ['sparseformer_to_mm', 'inflate_to_video'])
+def test_model_converters(evil, tmp_path, monkeypatch, tool):
+    ckpt, marker = evil
+    script = osp.join(REPO, 'tools', 'model_converters', f'{tool}.py')
+    monkeypatch.setattr(sys, 'argv',
+                        [script, ckpt, str(tmp_path / 'out.pth')])
+    with pytest.raises(SystemExit, match=REFUSED):  # error: ... on stderr
+        runpy.run_path(script, run_name='__main__')
+    assert not marker.exists()
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def test_init_cfg_pretrained(evil):
+    ckpt, marker = evil
+    from sparseformer_mm.models import SparseFormer
+    model = SparseFormer(arch=NANO, num_heads=4, init_cfg=dict(
+        type='Pretrained', checkpoint=ckpt, prefix='backbone.'))
+    with pytest.raises(RuntimeError, match=REFUSED):
+        model.init_weights()
+    assert not marker.exists()
+
+
+def test_video_backbone_pretrained(evil):
+    ckpt, marker = evil
+    from sparseformer_mm.models import VideoSparseFormer
+    model = VideoSparseFormer(arch=NANO, num_heads=4, replicates=2,
+                              pretrained=ckpt)
+    with pytest.raises(RuntimeError, match=REFUSED):
+        model.init_weights()
+    assert not marker.exists()
