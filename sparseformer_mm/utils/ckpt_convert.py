@@ -1,7 +1,7 @@
 """Convert released / original SparseFormer weights to mmpretrain checkpoints."""
 import re
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 

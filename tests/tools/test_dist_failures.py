@@ -1,14 +1,11 @@
 """tools/dist_train.sh when a rank dies or hangs (2 CPU ranks, gloo):
 the job ends, non-zero, naming the failed rank; with MAX_RESTARTS torchrun
 restarts it and training resumes from the last checkpoint."""
-import os
 import os.path as osp
 import re
-import signal
-import subprocess
 
 import pytest
-from test_dist_train import CONFIG, REPO, TIMEOUT, _env
+from test_dist_train import CONFIG, REPO, _env, _run
 
 from sparseformer_mm.datasets import make_shape_dataset
 
@@ -41,46 +38,6 @@ def job(tmp_path):
     env = _env()
     env['PYTHONPATH'] = osp.join(REPO, 'tests', 'tools')
     return cmd, env
-
-
-def _descendants(pid):
-    children = {}
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            try:
-                with open(f'/proc/{entry}/stat') as f:
-                    ppid = int(f.read().rsplit(')', 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _run(cmd, env, tmp_path):
-    """Run ``cmd`` with its output in files (a stray worker holding a pipe
-    cannot block the test); on the safety timeout kill it and every process
-    under it, torchrun's workers included, and fail."""
-    out, err = tmp_path / 'stdout.txt', tmp_path / 'stderr.txt'
-    with open(out, 'w') as fo, open(err, 'w') as fe:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fo,
-                                stderr=fe, start_new_session=True)
-        try:
-            proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            for pid in [proc.pid] + _descendants(proc.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            proc.wait()
-            raise AssertionError(f'timed out after {TIMEOUT}s:\n'
-                                 f'{err.read_text()[-3000:]}')
-    return proc.returncode, out.read_text(), err.read_text()
 
 
 def _failures(err):

@@ -20,20 +20,44 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _run(cmd, env):
-    """Run ``cmd``; on timeout kill the whole process group, since torchrun's
-    workers would otherwise outlive the bash script."""
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise AssertionError(f'timed out after {TIMEOUT}s:\n'
-                             f'{out[-3000:]}\n{err[-3000:]}')
-    return proc.returncode, out, err
+def _descendants(pid):
+    children = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/stat') as f:
+                    ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _run(cmd, env, tmp_path):
+    """Run ``cmd`` with its output in files (a stray worker holding a pipe
+    cannot block the test); on the safety timeout kill it and every process
+    under it, torchrun's workers included, and fail."""
+    out, err = tmp_path / 'stdout.txt', tmp_path / 'stderr.txt'
+    with open(out, 'w') as fo, open(err, 'w') as fe:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fo,
+                                stderr=fe, start_new_session=True)
+        try:
+            proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            for pid in [proc.pid] + _descendants(proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            proc.wait()
+            raise AssertionError(f'timed out after {TIMEOUT}s:\n'
+                                 f'{err.read_text()[-3000:]}')
+    return proc.returncode, out.read_text(), err.read_text()
 
 
 def _env():
@@ -62,7 +86,7 @@ def test_dist_train_and_test_on_two_cpu_ranks(tmp_path):
         ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
          str(work), '--cfg-options'] + loader_opts + [
              'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-             'default_hooks.logger.interval=1'], _env())
+             'default_hooks.logger.interval=1'], _env(), tmp_path)
     tail = f'\nSTDOUT:\n{out[-3000:]}\nSTDERR:\n{err[-3000:]}'
     assert code == 0, tail
     assert 'with the gloo backend (world size 2)' in out, tail
@@ -83,7 +107,8 @@ def test_dist_train_and_test_on_two_cpu_ranks(tmp_path):
 
     code, out, err = _run(
         ['bash', 'tools/dist_test.sh', CONFIG, str(ckpt), '2', '--work-dir',
-         str(tmp_path / 'test'), '--cfg-options'] + loader_opts, _env())
+         str(tmp_path / 'test'), '--cfg-options'] + loader_opts, _env(),
+        tmp_path)
     tail = f'\nSTDOUT:\n{out[-3000:]}\nSTDERR:\n{err[-3000:]}'
     assert code == 0, tail
     metrics = [line for line in out.splitlines()

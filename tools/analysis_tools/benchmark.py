@@ -350,7 +350,7 @@ def doc_page(data, md_tables, plots, doc_path, argv):
         'skips adaptive mixing\'s batched matmuls as the paper\'s counter '
         'did, "full" counts them.', '',
         '## Reproduce', '', '```bash', 'make benchmark   # = ' + cmd, '```', '',
-        f'## Machine', '',
+        '## Machine', '',
         f'- {m.get("gpu") or m["cpu"]} ({m["cpu_count"]} CPU cores, '
         f'{m["torch_threads"]} torch threads), {m["platform"]}',
         f'- torch {m["torch"]}, Python {m["python"]}, device `{m["device"]}`',

@@ -2,7 +2,6 @@
 from typing import Dict, List, Optional, Tuple
 
 from mmengine.hooks import Hook
-from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop

@@ -1,7 +1,7 @@
 """SparseFormer backbone (Gao et al., ICLR 2024) for mmpretrain."""
 import math
 import warnings
-from typing import Dict, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn

@@ -1,7 +1,7 @@
 """VideoSparseFormer: SparseFormer with spatiotemporal tube RoIs (mmaction2)."""
 import os.path as osp
 import warnings
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Union
 
 import torch
 from mmaction.registry import MODELS

@@ -1,5 +1,4 @@
 """Sparse feature sampling at points, in 2-D (bilinear) or 3-D (trilinear)."""
-from typing import Optional
 
 import torch
 import torch.nn.functional as F

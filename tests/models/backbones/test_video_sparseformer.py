@@ -9,8 +9,7 @@ from mmengine.registry import DefaultScope
 
 from reference_forward import random_released_state_dict
 from sparseformer_mm.models import VideoSparseFormer, inflate_image_state_dict
-from sparseformer_mm.utils import (build_classifier, convert_sparseformer,
-                                   inflate_checkpoint)
+from sparseformer_mm.utils import build_classifier, convert_sparseformer
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 NANO = dict(num_tokens=9, focus_dims=64, cortex_dims=128, cortex_depth=2,
