@@ -57,11 +57,11 @@ def merge_args(cfg: Config, args) -> Config:
             f'{optim_wrapper}')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if (args.resume is None
-            and int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')) > 0
+    if (int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')) > 0
             and find_latest_checkpoint(cfg.work_dir)):
         # torchrun --max-restarts restarted the job after a failure: carry
-        # on from the latest checkpoint instead of starting over.
+        # on from the latest checkpoint of this run (not from a --resume
+        # PATH given at the first start) instead of starting over.
         args.resume = 'auto'
     if args.resume == 'auto':
         cfg.resume = True
@@ -84,7 +84,9 @@ def merge_args(cfg: Config, args) -> Config:
         if backbone.get('pretrained'):
             backbone.pretrained = None
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') in ('RNGStateHook', RNGStateHook)
+    if not any(isinstance(h, RNGStateHook) or (
+            isinstance(h, dict)
+            and h.get('type') in ('RNGStateHook', RNGStateHook))
                for h in hooks):
         # Resumed runs then draw the same random numbers as unbroken ones.
         cfg.custom_hooks = hooks + [dict(type='RNGStateHook')]

@@ -65,34 +65,24 @@ def test_epoch_seed_depends_on_seed_epoch_and_rank_only():
     assert 0 <= epoch_seed(5, 2, 1) < 2**32
 
 
-def test_resume_without_seed_restores_data_order_and_random_draws(tmp_path):
+def test_resume_without_seed_restores_data_order_and_seeds(tmp_path):
     # No seed given: each process draws its own, as with tools/train.py
-    # without --seed. The resumed run must still see the data order and the
-    # random numbers of the unbroken run.
-    unbroken = _runner(tmp_path / 'a')
-    unbroken.train()
+    # without --seed. The resumed process must take the first one's seeds
+    # (global and sampler) from the checkpoint instead of drawing new ones.
     first = _runner(tmp_path / 'b', max_epochs=1)
     first.train()
     resumed = _runner(tmp_path / 'b', resume=True)
     resumed.train()
     assert resumed.seed == first.seed  # mmengine takes it from meta
-
     # Epochs of 2 batches: the resumed run redid epoch 2 only.
     assert len(resumed.model.seen) == 2
-    # The unbroken run and the resumed one drew their seeds independently,
-    # so compare each with what its own first epoch fixed: the resumed
-    # epoch 2 uses the sampler seed saved by run b.
     assert resumed.train_dataloader.sampler.seed == \
         first.train_dataloader.sampler.seed
-    ckpt_a = torch.load(tmp_path / 'a' / 'epoch_2.pth', weights_only=False)
     ckpt_b = torch.load(tmp_path / 'b' / 'epoch_2.pth', weights_only=False)
     assert ckpt_b['meta']['resume_seeds']['sampler'] == \
         first.train_dataloader.sampler.seed
     assert ckpt_b['meta']['seed'] == first.seed
-    if unbroken.seed == first.seed:  # 1 in 2**31: the same run
-        for k in ckpt_a['state_dict']:
-            assert torch.equal(ckpt_a['state_dict'][k],
-                               ckpt_b['state_dict'][k])
+    # (Weights equal to an unbroken run with the same seed: the next test.)
 
 
 def test_same_seed_resume_is_bit_exact_in_process(tmp_path):
