@@ -8,7 +8,7 @@ VIDEO_WORK_DIR ?= work_dirs/demo_video
 IMAGE_CFG := configs/demo/sparseformer-nano_1xb32-6e_shapes.py
 VIDEO_CFG := configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py
 
-.PHONY: install test demo demo-image demo-video clean
+.PHONY: install test demo demo-image demo-video experiment benchmark clean
 
 install: $(STAMP)
 
@@ -40,6 +40,16 @@ demo-video: demo-image
 	$(PY) tools/test.py $(VIDEO_CFG) "$$(cat $(VIDEO_WORK_DIR)/last_checkpoint)" --work-dir $(VIDEO_WORK_DIR)
 	@echo "image demo (shapes): logs and checkpoints in $(IMAGE_WORK_DIR)/"
 	@echo "video demo (motion): logs and checkpoints in $(VIDEO_WORK_DIR)/"
+
+# Foreground focus at init vs trained, and video from image weights vs from
+# scratch (docs/experiments.md). CPU; results in work_dirs/exp_focus_pretraining/
+experiment: install
+	$(PY) tools/experiments/focus_and_pretraining.py --out work_dirs/exp_focus_pretraining
+
+# Speed and memory against dense peers (about 10 min on a 2-core CPU);
+# rewrites docs/benchmarks.md and its plots.
+benchmark: install
+	$(PY) tools/analysis_tools/benchmark.py --doc docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) work_dirs data/demo

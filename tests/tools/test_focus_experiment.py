@@ -1,0 +1,69 @@
+"""tools/experiments/focus_and_pretraining.py runs end to end (tiny mode)
+and tools/analysis_tools/focus_metric.py writes a parseable json."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# one intra-op thread: tiny models, and a CPU shared with other jobs
+ENV = dict(os.environ, OMP_NUM_THREADS='1')
+
+
+def _check_summary(s):
+    assert 0 < s['chance'] < 1
+    assert len(s['passes']) == 5  # 4 focusing repeats + cortex block 0
+    for p in s['passes'] + [s['last_pass'], s['mean_over_passes']]:
+        assert 0 <= p['points_in'] <= 1 and 0 <= p['roi_in'] <= 1
+        assert abs(p['points_lift'] - p['points_in'] / s['chance']) < 1e-9
+
+
+def test_experiment_quick(tmp_path):
+    out = tmp_path / 'exp'
+    res = subprocess.run(
+        [sys.executable, 'tools/experiments/focus_and_pretraining.py',
+         '--out', str(out), '--quick'],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    with open(out / 'results.json') as f:
+        r = json.load(f)
+    assert set(r) >= {'settings', 'image', 'video', 'acceptance',
+                      'timing_s', 'pictures'}
+    assert r['settings']['quick'] is True
+    assert set(r['video']) == {'pretrained', 'scratch'}
+    runs = [r['image'], r['video']['pretrained'], r['video']['scratch']]
+    for run in runs:
+        assert [e for e, _ in run['val_acc']] == [1]  # 1 epoch, val each
+        assert 0 <= run['final_acc'] <= 100
+        _check_summary(run['focus_init'])
+        _check_summary(run['focus_trained'])
+        assert osp.isfile(run['checkpoint'])
+    # the same video schedule: both runs trained the same number of steps
+    assert r['video']['pretrained']['pretrained'] == r['image']['checkpoint']
+    assert r['video']['scratch']['pretrained'] is None
+    for key in ('image', 'video_pretrained', 'video_scratch'):
+        acc = r['acceptance'][key]
+        assert acc['passes'] == (acc['trained'] >= r['acceptance']['bar'])
+    assert (out / 'val_accuracy.png').stat().st_size > 1000
+
+    # the analysis tool on the experiment's own video checkpoint and data
+    video_ckpt = r['video']['scratch']['checkpoint']
+    motion = osp.join(r['settings']['data_root'], 'motion')
+    js = tmp_path / 'focus.json'
+    res = subprocess.run(
+        [sys.executable, 'tools/analysis_tools/focus_metric.py',
+         r['settings']['video_config'], video_ckpt, '--out', str(js),
+         '--cfg-options',
+         f'val_dataloader.dataset.ann_file={motion}/'
+         'kinetics400_val_list_videos.txt',
+         f'val_dataloader.dataset.data_prefix.video={motion}/videos_val'],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'chance' in res.stdout and 'final RoIs' in res.stdout
+    with open(js) as f:
+        tool = json.load(f)
+    _check_summary(tool)
+    # same checkpoint, data and pipeline: the numbers of the experiment
+    assert abs(tool['last_pass']['points_in'] - r['video']['scratch'][
+        'focus_trained']['last_pass']['points_in']) < 1e-9

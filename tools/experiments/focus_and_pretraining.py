@@ -1,0 +1,344 @@
+"""Does SparseFormer learn where to look, and what does image pretraining buy?
+
+One reproducible CPU experiment on the embedded synthetic data:
+
+1. generate ``shapes`` (images) and ``motion`` (mp4 clips) if missing;
+2. train the image demo model (``configs/demo/sparseformer-nano_1xb32-6e_
+   shapes.py``);
+3. train the video demo model (``configs/demo/videosparseformer-nano_1xb16-
+   4x8x1-6e_motion.py``) twice with the same seed and number of steps: from
+   the inflated image checkpoint and from scratch;
+4. measure the foreground-focus metric (``sparseformer_mm.analysis.focus``)
+   at initialisation and after training, for the image model and both video
+   runs, on the validation sets;
+5. write ``OUT/results.json``, ``OUT/val_accuracy.png`` (validation accuracy
+   per epoch), RoI/tube pictures of one validation sample at init and after
+   training (``OUT/pictures``, drawn by ``sparseformer_mm.visualization``)
+   and the logs and checkpoints under ``OUT/work_dirs``.
+
+Example:
+    python tools/experiments/focus_and_pretraining.py --out work_dirs/exp_focus
+    # a tiny smoke run (a few samples, 1 epoch each): about a minute
+    python tools/experiments/focus_and_pretraining.py --out /tmp/q --quick
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+IMAGE_CFG = osp.join(REPO, 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py')
+VIDEO_CFG = osp.join(
+    REPO, 'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py')
+# Acceptance bar of the focus check: points on the object >= 3x chance.
+FOCUS_BAR = 3.0
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', default='work_dirs/exp_focus_pretraining',
+                        help='output folder (results.json, curves, runs)')
+    parser.add_argument('--data-root', default=None,
+                        help='where shapes/ and motion/ live or are made '
+                        '(default: data/demo; OUT/data with --quick)')
+    parser.add_argument('--image-epochs', type=int, default=6)
+    parser.add_argument('--video-epochs', type=int, default=6)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch intra-op threads (default: torch\'s). '
+                        'On a CPU shared with other jobs use 1: spinning '
+                        'OpenMP threads then cost several times the work')
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny data and 1 epoch per run: checks the '
+                        'plumbing, not the science')
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------------------
+# Data and configs
+# ---------------------------------------------------------------------------
+
+
+def make_data(data_root: str, quick: bool) -> dict:
+    """Generate the two data sets where missing, as make demo does."""
+    from sparseformer_mm.datasets import (make_motion_dataset,
+                                          make_shape_dataset)
+    shapes, motion = osp.join(data_root, 'shapes'), osp.join(data_root,
+                                                              'motion')
+    if not osp.isdir(osp.join(shapes, 'val')):
+        # the same defaults as tools/data/make_synthetic_images.py
+        n = (4, 2) if quick else (1000, 100)
+        make_shape_dataset(shapes, num_train=n[0], num_val=n[1], seed=0)
+    if not osp.isfile(osp.join(motion, 'kinetics400_val_list_videos.txt')):
+        n = (2, 1) if quick else (150, 30)
+        make_motion_dataset(motion, num_train=n[0], num_val=n[1], seed=0)
+    return dict(shapes=shapes, motion=motion)
+
+
+def _schedule(cfg, epochs: int, t_max: bool = False) -> None:
+    warmup, cosine = cfg.param_scheduler
+    if epochs <= 1:
+        cfg.param_scheduler = [warmup]
+    else:
+        cosine.end = epochs
+        if t_max:
+            cosine.T_max = epochs - 1
+    cfg.train_cfg.max_epochs = epochs
+    cfg.train_cfg.val_interval = 1
+    # keep only the last checkpoint; its path is in work_dir/last_checkpoint
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                        interval=epochs, max_keep_ckpts=1)
+
+
+def _quick_loaders(cfg) -> None:
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[name].num_workers = 0
+        cfg[name].persistent_workers = False
+        cfg[name].batch_size = 4
+
+
+def image_config(root: str, work_dir: str, epochs: int, seed: int,
+                 quick: bool):
+    from mmengine.config import Config
+    cfg = Config.fromfile(IMAGE_CFG)
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[name].dataset.data_root = root
+    _schedule(cfg, epochs)
+    cfg.work_dir = work_dir
+    cfg.randomness = dict(seed=seed)
+    cfg.experiment_name = 'image'
+    if quick:
+        _quick_loaders(cfg)
+    return cfg
+
+
+def video_config(root: str, work_dir: str, epochs: int, seed: int,
+                 pretrained, quick: bool, name: str):
+    from mmengine.config import Config
+    cfg = Config.fromfile(VIDEO_CFG)
+    for loader, split in (('train_dataloader', 'train'),
+                          ('val_dataloader', 'val'),
+                          ('test_dataloader', 'val')):
+        ds = cfg[loader].dataset
+        ds.ann_file = osp.join(root, f'kinetics400_{split}_list_videos.txt')
+        ds.data_prefix = dict(video=osp.join(root, f'videos_{split}'))
+    cfg.model.backbone.pretrained = pretrained
+    _schedule(cfg, epochs, t_max=True)
+    cfg.train_cfg.val_begin = 1
+    cfg.work_dir = work_dir
+    cfg.randomness = dict(seed=seed)
+    cfg.experiment_name = name
+    if quick:
+        _quick_loaders(cfg)
+    return cfg
+
+
+# ---------------------------------------------------------------------------
+# Training, logs and focus
+# ---------------------------------------------------------------------------
+
+
+def train(cfg) -> str:
+    """Train with mmengine's Runner; return the last checkpoint's path."""
+    from mmengine.runner import Runner
+
+    from sparseformer_mm.utils.cli import amp_fallback_without_gpu
+    amp_fallback_without_gpu(cfg)  # the video config asks for AMP on GPU
+    Runner.from_cfg(cfg).train()
+    with open(osp.join(cfg.work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def val_curve(work_dir: str, key: str, scale: float) -> list:
+    """``[[epoch, top-1 %], ...]`` from the run's ``vis_data/scalars.json``
+    (mmengine writes validation scalars with ``step`` = epoch)."""
+    paths = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    if not paths:
+        raise FileNotFoundError(f'no vis_data/scalars.json under {work_dir}')
+    curve = []
+    with open(paths[-1]) as f:
+        for line in f:
+            rec = json.loads(line)
+            if key in rec:
+                curve.append([int(rec['step']), float(rec[key]) * scale])
+    return curve
+
+
+def focus(cfg, checkpoint, seed: int, pictures: str = None,
+          tag: str = '') -> dict:
+    """The focus metric of ``checkpoint`` (None: fresh weights, or for a
+    video config with ``pretrained`` the inflated image weights) on the
+    config's validation set; with ``pictures``, also the RoI/tube pictures
+    of validation sample 0 there (files ``{tag}_*``)."""
+    from sparseformer_mm.analysis.focus import (build_model_and_dataset,
+                                                evaluate_focus,
+                                                format_focus_table,
+                                                load_box_annotations)
+    model, dataset = build_model_and_dataset(cfg, checkpoint, 'val',
+                                             init_seed=seed)
+    summary = evaluate_focus(model, dataset, load_box_annotations('auto'),
+                             batch_size=32)
+    print(format_focus_table(summary, f'focus: {cfg.experiment_name}, '
+                             f'{checkpoint or "initial weights"}'),
+          flush=True)
+    if pictures:
+        from sparseformer_mm.visualization import (trace_model_input,
+                                                   visualize_trace)
+        trace, display = trace_model_input(model, dataset[0])
+        summary['pictures'] = [
+            osp.relpath(p, osp.dirname(pictures))
+            for p in visualize_trace(display, trace, pictures, tag)]
+    return summary
+
+
+def plot_curves(results: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=90)
+    img = results['image']['val_acc']
+    axes[0].plot(*zip(*img), 'o-', color='tab:green')
+    axes[0].set_title('image pretraining (shapes)')
+    for name, color in (('pretrained', 'tab:blue'), ('scratch', 'tab:red')):
+        run = results['video'][name]
+        axes[1].plot(*zip(*run['val_acc']), 'o-', color=color,
+                     label=f'{name} ({run["final_acc"]:.1f} %)')
+    axes[1].set_title('video fine-tuning (motion)')
+    axes[1].legend(loc='lower right')
+    for ax in axes:
+        ax.axhline(25, color='gray', ls=':', lw=1)  # chance: 4 classes
+        ax.set_xlabel('epoch')
+        ax.set_ylabel('val top-1 (%)')
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _lift(summary: dict) -> float:
+    return round(summary['last_pass']['points_lift'], 3)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    sys.path.insert(0, REPO)
+    import torch
+
+    import sparseformer_mm  # noqa: F401  (compat fixes, registries)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = osp.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    if args.quick:
+        args.image_epochs = args.video_epochs = 1
+    data_root = args.data_root or (osp.join(out, 'data') if args.quick else
+                                   osp.join(REPO, 'data/demo'))
+    timing, start = {}, time.time()
+
+    def lap(name, t0):
+        timing[name] = round(time.time() - t0, 1)
+        return time.time()
+
+    t = time.time()
+    roots = make_data(data_root, args.quick)
+    t = lap('data', t)
+
+    runs = osp.join(out, 'work_dirs')
+    icfg = image_config(roots['shapes'], osp.join(runs, 'image'),
+                        args.image_epochs, args.seed, args.quick)
+    pics = osp.join(out, 'pictures')
+    image_init = focus(icfg, None, args.seed, pics, 'image_init')
+    image_ckpt = train(icfg)
+    t = lap('train_image', t)
+    image = dict(val_acc=val_curve(icfg.work_dir, 'accuracy/top1', 1.0),
+                 checkpoint=image_ckpt, focus_init=image_init,
+                 focus_trained=focus(icfg, image_ckpt, args.seed, pics,
+                                     'image_trained'))
+    image['final_acc'] = image['val_acc'][-1][1]
+    t = lap('focus_image', t)
+
+    video = {}
+    for name, pretrained in (('pretrained', image_ckpt), ('scratch', None)):
+        vcfg = video_config(roots['motion'], osp.join(runs, f'video_{name}'),
+                            args.video_epochs, args.seed, pretrained,
+                            args.quick, f'video_{name}')
+        # at init: random weights, or the inflated image weights
+        run = dict(focus_init=focus(vcfg, None, args.seed, pics,
+                                    f'video_{name}_init'))
+        t = lap(f'focus_video_{name}_init', t)
+        ckpt = train(vcfg)
+        t = lap(f'train_video_{name}', t)
+        run.update(val_acc=val_curve(vcfg.work_dir, 'acc/top1', 100.0),
+                   checkpoint=ckpt, pretrained=pretrained,
+                   focus_trained=focus(vcfg, ckpt, args.seed, pics,
+                                       f'video_{name}_trained'))
+        run['final_acc'] = run['val_acc'][-1][1]
+        video[name] = run
+        t = lap(f'focus_video_{name}', t)
+
+    results = dict(
+        command=' '.join([osp.relpath(__file__, REPO)] + (argv or
+                                                          sys.argv[1:])),
+        settings=dict(image_epochs=args.image_epochs, threads=args.threads,
+                      video_epochs=args.video_epochs, seed=args.seed,
+                      quick=args.quick, data_root=data_root,
+                      image_config=osp.relpath(IMAGE_CFG, REPO),
+                      video_config=osp.relpath(VIDEO_CFG, REPO)),
+        image=image, video=video)
+    # the focus check: last sampling pass, points on the object vs chance
+    results['acceptance'] = dict(
+        bar=FOCUS_BAR,
+        definition='last sampling pass: (mean fraction of points inside the '
+        "object's box) / (mean box share of the frame), validation set",
+        image=dict(init=_lift(image_init), trained=_lift(
+            image['focus_trained'])),
+        video_pretrained=dict(init=_lift(video['pretrained']['focus_init']),
+                              trained=_lift(
+                                  video['pretrained']['focus_trained'])),
+        video_scratch=dict(init=_lift(video['scratch']['focus_init']),
+                           trained=_lift(video['scratch']['focus_trained'])))
+    for key in ('image', 'video_pretrained', 'video_scratch'):
+        acc = results['acceptance'][key]
+        acc['passes'] = acc['trained'] >= FOCUS_BAR
+    # validation sample 0 of each set, at init and after training
+    results['pictures'] = sorted(
+        p for run in [image] + list(video.values())
+        for key in ('focus_init', 'focus_trained')
+        for p in run[key].pop('pictures', []))
+    plot_curves(results, osp.join(out, 'val_accuracy.png'))
+    timing['total'] = round(time.time() - start, 1)
+    results['timing_s'] = timing
+    with open(osp.join(out, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=2)
+    print(summary_text(results))
+    print(f'wrote {osp.join(out, "results.json")} and '
+          f'{osp.join(out, "val_accuracy.png")}')
+    return results
+
+
+def summary_text(results: dict) -> str:
+    img, vid = results['image'], results['video']
+    acc = results['acceptance']
+    lines = [
+        f"image: final val top-1 {img['final_acc']:.2f} %",
+        'video from inflated image weights: '
+        f"{vid['pretrained']['final_acc']:.2f} %",
+        f"video from scratch (same seed and steps): "
+        f"{vid['scratch']['final_acc']:.2f} %",
+        'focus lift (points on the object / chance, last pass), init -> '
+        f'trained (bar {acc["bar"]}x):',
+    ]
+    for key in ('image', 'video_pretrained', 'video_scratch'):
+        a = acc[key]
+        lines.append(f"  {key:<17} {a['init']:.2f}x -> {a['trained']:.2f}x"
+                     f"  {'PASS' if a['passes'] else 'below bar'}")
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    main()
