@@ -59,10 +59,35 @@ def sample_points(feat: Tensor,
     if clip_grad and points.requires_grad:
         points = ClipCoordGrad.apply(points, 1.0 / feat.shape[-2], loss_scale)
     grid = points * 2.0 - 1.0
+    B, N = points.shape[:2]
+    k = _cpu_chunks(feat, grid)
+    if k > 1:  # one image / clip: its tokens in k chunks, one a thread
+        feat = feat.expand(k, *feat.shape[1:])  # a view: no copy
+        grid = grid.reshape(k, N // k, *grid.shape[2:])
     if ndim == 3:
         grid = grid.unsqueeze(1)  # (B, 1, N, P, 3)
     out = F.grid_sample(feat, grid, mode='bilinear', padding_mode=padding_mode,
                         align_corners=align_corners)
     if ndim == 3:
         out = out.squeeze(2)
-    return out.permute(0, 2, 3, 1)  # (B, N, P, C)
+    out = out.permute(0, 2, 3, 1)  # (B, N, P, C)
+    return out.reshape(B, N, *out.shape[2:]) if k > 1 else out
+
+
+def _cpu_chunks(feat: Tensor, grid: Tensor) -> int:
+    """How many chunks to split one sample's tokens into for ``grid_sample``.
+
+    Its CPU kernels run the batch in parallel and each sample on one
+    thread, so a single image or clip (inference at batch 1: latency, the
+    video benchmark) would use one core. Sampling a chunk of tokens against
+    the same (expanded, not copied) feature map per batch entry computes
+    exactly the same values on all threads. Only without autograd: the
+    backward would materialise one feature-map gradient per chunk.
+    """
+    threads = torch.get_num_threads()
+    if (feat.device.type != 'cpu' or feat.shape[0] != 1 or threads < 2
+            or (torch.is_grad_enabled()
+                and (feat.requires_grad or grid.requires_grad))):
+        return 1
+    N = grid.shape[1]
+    return max(k for k in range(1, threads + 1) if N % k == 0)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from sparseformer_mm.models.layers import ClipCoordGrad, sample_points
+from sparseformer_mm.models.layers.sampling import _cpu_chunks
 
 
 def np_linear_sample(feat, pt):
@@ -77,3 +78,34 @@ def test_clip_is_identity_forward():
     x = torch.randn(3, requires_grad=True)
     y = ClipCoordGrad.apply(x, 0.1, 1.0)
     torch.testing.assert_close(y, x)
+
+
+@pytest.mark.parametrize('spatial,tokens', [((9, 11), 12), ((3, 9, 11), 12),
+                                            ((9, 11), 7)])
+@pytest.mark.parametrize('threads', [2, 4])
+def test_batch_one_token_chunks_match_one_thread(spatial, tokens, threads):
+    """A single sample's tokens are split across threads on CPU inference;
+    the values must be those of the one-thread (one-chunk) path, and of the
+    independent interpolation."""
+    ndim = len(spatial)
+    feat = torch.randn(1, 5, *spatial)
+    pts = torch.rand(1, tokens, 4, ndim) * 1.2 - 0.1
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            single = sample_points(feat, pts)
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            chunked = sample_points(feat, pts)
+            k = _cpu_chunks(feat, pts)
+        with_grad = sample_points(feat.requires_grad_(), pts)  # no chunks
+    finally:
+        torch.set_num_threads(before)
+    assert k == max(d for d in range(1, threads + 1) if tokens % d == 0)
+    assert chunked.shape == (1, tokens, 4, 5)
+    assert torch.equal(chunked, single)
+    assert torch.equal(with_grad.detach(), single)
+    f = feat.detach()[0].double().numpy()
+    ref = np.stack([np_linear_sample(f, p) for p in pts[0, 3].double().numpy()])
+    np.testing.assert_allclose(chunked[0, 3].numpy(), ref, atol=1e-5)
