@@ -170,7 +170,7 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
-def _release_heap() -> None:
+def release_heap() -> None:
     gc.collect()
     try:
         ctypes.CDLL('libc.so.6').malloc_trim(0)
@@ -193,7 +193,7 @@ class PeakMemory:
             time.sleep(self.interval)
 
     def __enter__(self):
-        _release_heap()
+        release_heap()
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
             torch.cuda.empty_cache()
@@ -289,25 +289,52 @@ def summarise(times: Sequence[float], batch: int) -> dict:
                 repeats=len(times))
 
 
-def measure(model: nn.Module, shape: Sequence[int], batch: int, mode: str,
-            dtype: str, device: torch.device, warmup: int = 1,
-            repeats: int = 5, compile: bool = False) -> dict:
-    """Throughput (samples/s) and added peak memory of one workload.
-
-    The timed calls run without the memory sampler; one more call is made
-    inside :class:`PeakMemory`.
-    """
+def prepare(model: nn.Module, shape: Sequence[int], batch: int, mode: str,
+            dtype: str, device: torch.device, compile: bool = False):
+    """A workload ready to time: ``(step, result)``, where ``result`` holds
+    the batch and the memory of its first call (made inside
+    :class:`PeakMemory`; it also warms the workload up)."""
     if dtype == 'fp16' and device.type != 'cuda':
         raise ValueError('fp16 is measured on a GPU only; use bf16 on a CPU')
     x = torch.randn(batch, *shape, device=device)
     with PeakMemory(device) as mem:
         step = make_step(model, x, mode, dtype, compile)
         step()
-    result = summarise(time_step(step, device, warmup, repeats), batch)
-    result.update(batch=batch, peak_mem_mb=mem.peak / 2**20)
-    del step, x
-    _release_heap()
+    return step, dict(batch=batch, peak_mem_mb=mem.peak / 2**20)
+
+
+def time_interleaved(steps: Dict[str, Callable[[], None]],
+                     device: torch.device, warmup: int = 1,
+                     repeats: int = 5) -> Dict[str, List[float]]:
+    """Seconds per call of each step, timed in rounds (one call of each step
+    a round), so that a slow phase of a noisy machine hits every model alike
+    rather than whichever happened to run then."""
+    for step in steps.values():
+        time_step(step, device, warmup, 0)
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            times[name] += time_step(step, device, 0, 1)
+    return times
+
+
+def measure(model: nn.Module, shape: Sequence[int], batch: int, mode: str,
+            dtype: str, device: torch.device, warmup: int = 1,
+            repeats: int = 5, compile: bool = False) -> dict:
+    """Throughput (samples/s) and added peak memory of one workload alone."""
+    step, result = prepare(model, shape, batch, mode, dtype, device, compile)
+    result.update(summarise(time_step(step, device, warmup, repeats), batch))
+    del step
+    release_heap()
     return result
+
+
+def warm_up_machine(seconds: float = 2.0) -> None:
+    """Wake the thread pool and the clocks before the first measurement."""
+    a = torch.randn(512, 512)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        a = torch.tanh(a @ a)
 
 
 def machine_info(device: torch.device) -> dict:

@@ -27,7 +27,7 @@ def test_benchmark_writes_consistent_reports(tmp_path):
     # image group: one view (first resolution); sweep: both resolutions
     assert [(r['group'], r['resolution']) for r in rows] == [
         ('image', 64), ('image', 64), ('image_resolution', 64),
-        ('image_resolution', 96), ('image_resolution', 64),
+        ('image_resolution', 64), ('image_resolution', 96),
         ('image_resolution', 96)]
     by = {(r['group'], r['model'], r['resolution']): r for r in rows}
     for group, res_ in (('image', 64), ('image_resolution', 96)):

@@ -5,7 +5,8 @@ import torch
 
 from sparseformer_mm.utils.benchmark import (ZOO, PeakMemory, build,
                                              input_shape, measure,
-                                             resolve_spec, summarise)
+                                             resolve_spec, summarise,
+                                             time_interleaved)
 
 
 def test_summarise_known_answer():
@@ -58,3 +59,12 @@ def test_zoo_and_config_names(tmp_path):
                 torch.device('cpu'))
     assert {'sparseformer-t', 'swin-t', 'videosparseformer-t', 'videoswin-t',
             'timesformer', 'mvitv2-s'} <= set(ZOO)
+
+
+def test_interleaved_timing_alternates_models():
+    calls = []
+    steps = {'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')}
+    times = time_interleaved(steps, torch.device('cpu'), warmup=2, repeats=3)
+    assert calls == ['a', 'a', 'b', 'b'] + ['a', 'b'] * 3
+    assert {k: len(v) for k, v in times.items()} == {'a': 3, 'b': 3}
+    assert all(t >= 0 for v in times.values() for t in v)

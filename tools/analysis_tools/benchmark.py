@@ -29,7 +29,10 @@ import torch
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
 from sparseformer_mm.utils.benchmark import (ZOO, build, flops_and_params,
                                              input_shape, machine_info,
-                                             measure, resolve_spec)
+                                             prepare, release_heap,
+                                             resolve_spec, summarise,
+                                             time_interleaved,
+                                             warm_up_machine)
 
 PEERS = {'image': 'swin-t', 'video': 'videoswin-t'}
 # The default set: what fits in about 10 minutes on a 2-core CPU.
@@ -80,7 +83,7 @@ def parse_args(argv=None):
                    'resolutions, at least 1)')
     p.add_argument('--video-batch', type=int, default=1)
     p.add_argument('--warmup', type=int, default=1)
-    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--repeats', type=int, default=4)
     p.add_argument('--compile', action='store_true',
                    help='measure torch.compile()d models')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available()
@@ -126,7 +129,8 @@ def workloads(args, group, name):
     detailed = group in ('image', 'video') and (
         args.models or name in DEFAULT_GROUPS[group].get('detail', []))
     out = [('infer_fp32', 'infer', 'fp32', None)]
-    if group in ('image', 'video'):
+    if group == 'image' or (group == 'video' and args.video_batch > 1):
+        # (at batch 1 the inference step time is the latency)
         out.append(('latency_fp32', 'infer', 'fp32', 1))
     if detailed:
         out += [(f'infer_{d}', 'infer', d, None) for d in args.dtypes
@@ -140,43 +144,73 @@ def fmt_time(s):
     return f'{int(s) // 60:02d}:{int(s) % 60:02d}'
 
 
+def measurement_sets(jobs):
+    """Jobs measured together (interleaved): a sweep's models at one view;
+    a standard-view group's models each at its own view."""
+    sets = OrderedDict()
+    for group, name, view in jobs:
+        key = (group, ) if group in ('image', 'video') else (group, view)
+        sets.setdefault(key, []).append((group, name, view))
+    return list(sets.values())
+
+
 def run(args):
     device = torch.device(args.device)
     jobs = plan(args)
     total = sum(len(workloads(args, g, n)) for g, n, _ in jobs)
     results, done, start = [], 0, time.time()
     flops_cache = {}
-    for group, name, (frames, res) in jobs:
-        spec = resolve_spec(name)
-        shape = input_shape(spec.modality, frames, res)
-        model = build(name, frames, res).to(device)
-        key = (name, tuple(shape))
-        if key not in flops_cache:
-            flops_cache[key] = flops_and_params(model.cpu(), shape)
-            model.to(device)
-        row = dict(group=group, model=name, modality=spec.modality,
-                   frames=frames, resolution=res, shape=shape,
-                   **flops_cache[key])
-        for wkey, mode, dtype, batch in workloads(args, group, name):
-            batch = batch or batch_for(args, spec.modality, res)
-            try:
-                r = measure(model, shape, batch, mode, dtype, device,
-                            args.warmup, args.repeats, args.compile)
-            except Exception as e:  # one failing workload keeps the rest
-                r = dict(error=repr(e)[:300])
-            row[wkey] = r
-            done += 1
-            elapsed = time.time() - start
-            left = elapsed / done * (total - done)
-            what = (f'{r["throughput"]:.2f} samples/s, '
-                    f'+{r["peak_mem_mb"]:.0f} MB' if 'throughput' in r
-                    else f'FAILED {r["error"]}')
-            print(f'[{done:3d}/{total}] {fmt_time(elapsed)} elapsed, '
-                  f'~{fmt_time(left)} left | {group}: {name} '
-                  f'{"x".join(map(str, shape[1:]))} {wkey} b{batch}: {what}',
-                  flush=True)
-        results.append(row)
-        del model
+    warm_up_machine()
+    for jobset in measurement_sets(jobs):
+        models, rows = {}, {}
+        for group, name, (frames, res) in jobset:
+            spec = resolve_spec(name)
+            shape = input_shape(spec.modality, frames, res)
+            key = (name, tuple(shape))
+            model = build(name, frames, res)
+            if key not in flops_cache:
+                flops_cache[key] = flops_and_params(model, shape)
+            models[name] = model.to(device)
+            rows[name] = dict(group=group, model=name,
+                              modality=spec.modality, frames=frames,
+                              resolution=res, shape=shape,
+                              **flops_cache[key])
+        wkeys = OrderedDict()
+        for group, name, _ in jobset:
+            for w in workloads(args, group, name):
+                wkeys.setdefault(w[0], []).append((name, w))
+        for wkey, members in wkeys.items():
+            steps = {}
+            for name, (_, mode, dtype, batch) in members:
+                row = rows[name]
+                batch = batch or batch_for(args, row['modality'],
+                                           row['resolution'])
+                try:
+                    steps[name], row[wkey] = prepare(
+                        models[name], row['shape'], batch, mode, dtype,
+                        device, args.compile)
+                except Exception as e:  # one failure keeps the rest
+                    row[wkey] = dict(error=repr(e)[:300])
+            times = time_interleaved(steps, device, args.warmup,
+                                     args.repeats)
+            for name, (_, mode, dtype, batch) in members:
+                row, r = rows[name], rows[name][wkey]
+                if name in times:
+                    r.update(summarise(times[name], r['batch']))
+                done += 1
+                elapsed = time.time() - start
+                left = elapsed / done * (total - done)
+                what = (f'{r["throughput"]:.2f} samples/s, '
+                        f'+{r["peak_mem_mb"]:.0f} MB' if 'throughput' in r
+                        else f'FAILED {r["error"]}')
+                print(f'[{done:3d}/{total}] {fmt_time(elapsed)} elapsed, '
+                      f'~{fmt_time(left)} left | {row["group"]}: {name} '
+                      f'{"x".join(map(str, row["shape"][1:]))} {wkey} '
+                      f'b{r.get("batch", "?")}: {what}', flush=True)
+            del steps
+            release_heap()
+        results += [rows[name] for _, name, _ in jobset]
+        del models
     add_ratios(results)
     return dict(machine=machine_info(device), args=vars(args),
                 wall_s=time.time() - start, results=results)
@@ -233,7 +267,8 @@ def markdown_tables(data):
                 keys_seen.append(k)
     titles = dict(image='Images, standard view',
                   image_resolution='Images: resolution sweep',
-                  video='Video, each model at its standard view (one clip)',
+                  video='Video, each model at its standard view (batch 1: the '
+                  'step time is the latency)',
                   video_frames='Video: frames sweep (224²)',
                   video_resolution='Video: resolution sweep (32 frames)')
     for group in DEFAULT_GROUPS:
