@@ -119,14 +119,17 @@ def prefixed_state_dict(ckpt: dict, src: str = '<checkpoint>') -> dict:
 
 
 def build_classifier(arch: dict, num_classes: int):
-    """The mmpretrain ImageClassifier matching a reference model."""
+    """The mmpretrain ImageClassifier matching a reference model (built in
+    mmpretrain's scope whatever scope an earlier Runner left current)."""
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
-    return MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='SparseFormer', arch=arch),
-        neck=dict(type='TokenPooling', in_channels=arch['cortex_dims']),
-        head=dict(type='LinearClsHead', num_classes=num_classes,
-                  in_channels=arch['cortex_dims'])))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='SparseFormer', arch=arch),
+            neck=dict(type='TokenPooling', in_channels=arch['cortex_dims']),
+            head=dict(type='LinearClsHead', num_classes=num_classes,
+                      in_channels=arch['cortex_dims'])))
 
 
 def convert_sparseformer(src: str, ema: bool = False) -> Tuple[dict, dict]:

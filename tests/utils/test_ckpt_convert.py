@@ -136,3 +136,16 @@ def test_flat_weights_wrapped_in_state_dict(released, tmp_path):
     torch.save({'epoch': 3, 'meta': {}}, empty)
     with pytest.raises(ValueError, match="holds no tensors.*'epoch'"):
         convert_sparseformer(str(empty))
+
+
+def test_build_classifier_after_an_mmaction_scope():
+    """A script that ran an mmaction2 Runner first leaves its scope current;
+    building the image classifier must not depend on that."""
+    from mmengine.registry import DefaultScope
+    from sparseformer_mm.utils import build_classifier
+    arch = dict(num_tokens=4, focus_dims=64, cortex_dims=128, cortex_depth=1,
+                num_points=4)
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        model = build_classifier(arch, 3)
+    assert type(model).__name__ == 'ImageClassifier'
+    assert model.head.fc.out_features == 3
