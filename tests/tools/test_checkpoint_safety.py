@@ -60,19 +60,32 @@ def _assert_refused(res, marker):
     assert not marker.exists()
 
 
-def test_tools_test_py(evil, tmp_path):
+@pytest.fixture(scope='module')
+def shapes_options(tmp_path_factory):
+    """``--cfg-options`` pointing the image demo config at a tiny generated
+    dataset (the tools build their loaders before loading a checkpoint)."""
+    from sparseformer_mm.datasets import make_shape_dataset
+    root = str(tmp_path_factory.mktemp('shapes'))
+    make_shape_dataset(root, num_train=1, num_val=1, size=32)
+    return ['--cfg-options'] + [
+        f'{split}_dataloader.dataset.data_root={root}'
+        for split in ('train', 'val', 'test')]
+
+
+def test_tools_test_py(evil, tmp_path, shapes_options):
     ckpt, marker = evil
     _assert_refused(_run(['tools/test.py', IMAGE_CFG, ckpt, '--work-dir',
-                          str(tmp_path / 'work')], tmp_path), marker)
+                          str(tmp_path / 'work')] + shapes_options,
+                         tmp_path), marker)
 
 
-def test_tools_train_py_foreign_resume(evil, tmp_path):
+def test_tools_train_py_foreign_resume(evil, tmp_path, shapes_options):
     # --resume PATH outside the work_dir is as foreign as load_from (whose
     # path, Runner.load_checkpoint, tools/test.py takes above).
     ckpt, marker = evil
     _assert_refused(_run(['tools/train.py', IMAGE_CFG, '--work-dir',
-                          str(tmp_path / 'work'), '--resume', ckpt],
-                         tmp_path), marker)
+                          str(tmp_path / 'work'), '--resume', ckpt]
+                         + shapes_options, tmp_path), marker)
 
 
 def test_tools_infer_py(evil, tmp_path):
