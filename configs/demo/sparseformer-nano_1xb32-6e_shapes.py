@@ -49,7 +49,7 @@ default_hooks = dict(logger=dict(interval=25),
                      checkpoint=dict(interval=2, max_keep_ckpts=1))
 custom_hooks = [
     dict(type='SamplingGradScaleHook'),
-    # custom_hooks replaces the runtime's list: keep its data and loss guards
+    # the parent config's list minus its EMAHook (a 6-epoch demo needs none)
     dict(type='DataCheckHook', max_bad_fraction=0.01),
     dict(type='NonFiniteLossHook', action='raise'),
     # RoIs and sampling points of 4 val images after each validation:

@@ -71,11 +71,7 @@ train_cfg = dict(max_epochs=6, val_begin=1, val_interval=2)
 auto_scale_lr = dict(base_batch_size=16)
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=2, max_keep_ckpts=1))
-custom_hooks = [
-    dict(type='SamplingGradScaleHook'),
-    # custom_hooks replaces the runtime's list: keep its data and loss guards
-    dict(type='DataCheckHook', max_bad_fraction=0.01),
-    dict(type='NonFiniteLossHook', action='raise'),
+custom_hooks = _base_.custom_hooks + [  # the runtime's guards, and:
     # tubes and sampling points of 4 val clips after each validation:
     # {work_dir}/vis_rois/epoch_{k}/ (PNG + GIF)
     dict(type='RoIVisualizationHook', num_samples=4),

@@ -7,8 +7,7 @@ _base_ = [
 ]
 # EMA of the weights, decay 0.9999 per iteration (momentum = 1 - decay);
 # validation reports both the EMA and the raw weights, as the recipe does.
-custom_hooks = [
-    dict(type='SamplingGradScaleHook'),
+custom_hooks = _base_.custom_hooks + [  # the runtime's guards, then EMA
     dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL',
          evaluate_on_ema=True, evaluate_on_origin=True),
 ]
