@@ -327,8 +327,8 @@ def replay_shape_boxes(root: str, seed: int = 0,
                        verify: Sequence[str] = ('val', )) -> Dict[str, list]:
     """Object boxes of a shapes data set written by ``make_shape_dataset``.
 
-    The image generator does not store its boxes, but it is deterministic:
-    replaying it with the same seed and counts (read from ``root``) gives
+    For data made before the generator wrote ``boxes.json``. The generator
+    is deterministic: replaying it with the same seed and counts (read from ``root``) gives
     every image and its box. The replayed images of the ``verify`` splits
     are compared pixel by pixel with the files, so a data set made with
     another seed or size is refused, never silently mis-annotated.
@@ -373,6 +373,17 @@ def replay_shape_boxes(root: str, seed: int = 0,
     return boxes
 
 
+def _shape_boxes(root: str, seed: int) -> Dict[str, list]:
+    """The boxes ``make_shape_dataset`` wrote to ``root/boxes.json``; data
+    made before it wrote them are replayed (:func:`replay_shape_boxes`)."""
+    from ..datasets.synthetic_images import BOXES_FILE
+    path = osp.join(root, BOXES_FILE)
+    if not osp.isfile(path):
+        return replay_shape_boxes(root, seed)
+    with open(path) as f:
+        return json.load(f)['boxes']
+
+
 def _suffix_lookup(table: Dict[str, object], path: str):
     parts = path.replace(os.sep, '/').split('/')
     for k in range(len(parts)):
@@ -387,8 +398,10 @@ def load_box_annotations(ann: str, seed: int = 0) -> Callable[[dict], list]:
 
     Args:
         ann (str): ``'auto'``: a video's ``<name>.boxes.json`` beside it
-            (written by ``make_motion_dataset``), or an image's box replayed
-            from ``make_shape_dataset`` (:func:`replay_shape_boxes`). Or a
+            (written by ``make_motion_dataset``), or an image's box from the
+            ``boxes.json`` that ``make_shape_dataset`` writes at the data
+            root (replayed from the generator, :func:`replay_shape_boxes`,
+            for data made without it). Or a
             json file ``{relative path: box}``, a box being inclusive pixels
             ``[x1, y1, x2, y2]`` (image) or a list of them, one per frame
             (video); a key matches a sample whose path ends with it.
@@ -428,7 +441,7 @@ def load_box_annotations(ann: str, seed: int = 0) -> Callable[[dict], list]:
         else:
             root = osp.dirname(osp.dirname(osp.dirname(path)))
             if root not in replayed:
-                replayed[root] = replay_shape_boxes(root, seed)
+                replayed[root] = _shape_boxes(root, seed)
             boxes = _suffix_lookup(replayed[root], path)
         boxes = np.asarray(boxes, dtype=np.float64)
         return boxes.reshape(-1, 4).tolist()

@@ -1,5 +1,6 @@
 """The foreground-focus metric on hand-made points, RoIs and boxes."""
 import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -143,10 +144,17 @@ def test_image_boxes_replayed_and_verified(tmp_path):
     assert 0 <= x1 < x2 < 32 and 0 <= y1 < y2 < 32
     with pytest.raises(ValueError, match='seed'):
         replay_shape_boxes(root, seed=4)
-    # the 'auto' annotation finds the box from a sample's path
-    boxes_for = load_box_annotations('auto', seed=3)
+    # the generator's boxes.json holds the same boxes as the replay
+    with open(osp.join(root, 'boxes.json')) as f:
+        assert json.load(f)['boxes'] == boxes
+    # the 'auto' annotation finds the box from a sample's path: from
+    # boxes.json, and by replay (seed needed) where the data has none
     info = dict(img_path=f'{root}/val/cross/00000.png')
-    assert boxes_for(info) == [[x1, y1, x2, y2]]
+    assert load_box_annotations('auto')(info) == [[x1, y1, x2, y2]]
+    os.remove(osp.join(root, 'boxes.json'))
+    assert load_box_annotations('auto', seed=3)(info) == [[x1, y1, x2, y2]]
+    with pytest.raises(ValueError, match='seed'):
+        load_box_annotations('auto', seed=4)(info)
     # a json annotation, matched by path suffix
     ann = tmp_path / 'ann.json'
     ann.write_text(json.dumps({'cross/00000.png': [1, 2, 3, 4]}))

@@ -32,15 +32,16 @@ def parse_args(argv=None):
     parser.add_argument(
         '--ann', default='auto',
         help="object boxes: 'auto' (default) reads the <video>.boxes.json "
-        'files of make_synthetic_videos.py or replays make_synthetic_images'
-        ".py's boxes; otherwise a json {relative path: [x1, y1, x2, y2] "
+        "files of make_synthetic_videos.py or make_synthetic_images.py's "
+        'ROOT/boxes.json; otherwise a json {relative path: [x1, y1, x2, y2] '
         '(inclusive pixels), or a list of them per frame for video}')
     parser.add_argument('--split', default='val', choices=['val', 'test'],
                         help='which dataloader of the config (its pipeline '
                         'decides frame sampling and geometry)')
     parser.add_argument('--seed', type=int, default=0,
-                        help="the image generator's seed (for --ann auto) "
-                        "and the weights' seed with 'init'")
+                        help="the image generator's seed (for --ann auto on "
+                        "data without boxes.json) and the weights' seed "
+                        "with 'init'")
     parser.add_argument('--max-samples', type=int, default=None)
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--out', help='write the results as json here')
