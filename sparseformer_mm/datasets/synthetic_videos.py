@@ -31,6 +31,14 @@ _DIRECTIONS = {
 }
 
 
+def motion_object_radius(size: int) -> Tuple[int, int]:
+    """The range (inclusive, pixels) of the moving object's half-size in
+    ``size`` px frames: smaller than the image demo's objects, to leave room
+    to travel. ``make_shape_dataset(..., radius=motion_object_radius(size))``
+    draws still images of objects the size of the videos'."""
+    return max(2, size // 12), max(2, size // 8)
+
+
 def make_motion_clip(rng: np.random.Generator,
                      direction: str,
                      size: int = 64,
@@ -64,8 +72,8 @@ def make_motion_clip(rng: np.random.Generator,
     dx, dy = _DIRECTIONS[direction]
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
     bg = _clutter(rng, size)
-    # Smaller than the image demo's objects, to leave room to travel.
-    radius = int(rng.integers(max(2, size // 12), max(2, size // 8) + 1))
+    low, high = motion_object_radius(size)
+    radius = int(rng.integers(low, high + 1))
     lo, hi = radius + 1, size - radius - 2  # centre range, object inside
     scale = size / 64
     fastest = (hi - lo) / max(1, num_frames - 1)

@@ -32,17 +32,23 @@ def test_experiment_quick(tmp_path):
                       'timing_s', 'pictures'}
     assert r['settings']['quick'] is True
     assert set(r['video']) == {'pretrained', 'scratch'}
-    runs = [r['image'], r['video']['pretrained'], r['video']['scratch']]
+    small = r['image_small']
+    runs = [r['image'], small, r['video']['pretrained'], r['video']['scratch']]
     for run in runs:
         assert [e for e, _ in run['val_acc']] == [1]  # 1 epoch, val each
         assert 0 <= run['final_acc'] <= 100
         _check_summary(run['focus_init'])
         _check_summary(run['focus_trained'])
         assert osp.isfile(run['checkpoint'])
-    # the same video schedule: both runs trained the same number of steps
-    assert r['video']['pretrained']['pretrained'] == r['image']['checkpoint']
+    # the image stages chain: shapes -> shapes_small -> video (inflated)
+    _check_summary(small['focus_start'])
+    assert small['load_from'] == r['image']['checkpoint']
+    assert r['video']['pretrained']['pretrained'] == small['checkpoint']
     assert r['video']['scratch']['pretrained'] is None
-    for key in ('image', 'video_pretrained', 'video_scratch'):
+    # shapes_small's objects are the motion clips' size: a smaller share of
+    # the frame than the image demo's
+    assert small['focus_init']['chance'] < r['image']['focus_init']['chance']
+    for key in ('image', 'image_small', 'video_pretrained', 'video_scratch'):
         acc = r['acceptance'][key]
         assert acc['passes'] == (acc['trained'] >= r['acceptance']['bar'])
     assert (out / 'val_accuracy.png').stat().st_size > 1000

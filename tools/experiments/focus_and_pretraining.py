@@ -2,15 +2,18 @@
 
 One reproducible CPU experiment on the embedded synthetic data:
 
-1. generate ``shapes`` (images) and ``motion`` (mp4 clips) if missing;
+1. generate ``shapes`` and ``shapes_small`` (images) and ``motion`` (mp4
+   clips) if missing;
 2. train the image demo model (``configs/demo/sparseformer-nano_1xb32-6e_
-   shapes.py``);
+   shapes.py``), then fine-tune it on ``shapes_small``, shapes the size of
+   the video's moving objects (``configs/demo/sparseformer-nano_shapes-pre_
+   1xb32-6e_shapes-small.py``; ``--small-epochs 0`` skips this stage);
 3. train the video demo model (``configs/demo/videosparseformer-nano_1xb16-
    4x8x1-6e_motion.py``) twice with the same seed and number of steps: from
-   the inflated image checkpoint and from scratch;
+   the last image checkpoint, inflated, and from scratch;
 4. measure the foreground-focus metric (``sparseformer_mm.analysis.focus``)
-   at initialisation and after training, for the image model and both video
-   runs, on the validation sets;
+   at initialisation and after training, for both image stages and both
+   video runs, on the validation sets;
 5. write ``OUT/results.json``, ``OUT/val_accuracy.png`` (validation accuracy
    per epoch), RoI/tube pictures of one validation sample at init and after
    training (``OUT/pictures``, drawn by ``sparseformer_mm.visualization``)
@@ -31,6 +34,8 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 IMAGE_CFG = osp.join(REPO, 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py')
+SMALL_CFG = osp.join(
+    REPO, 'configs/demo/sparseformer-nano_shapes-pre_1xb32-6e_shapes-small.py')
 VIDEO_CFG = osp.join(
     REPO, 'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py')
 # Acceptance bar of the focus check: points on the object >= 3x chance.
@@ -45,6 +50,9 @@ def parse_args(argv=None):
                         help='where shapes/ and motion/ live or are made '
                         '(default: data/demo; OUT/data with --quick)')
     parser.add_argument('--image-epochs', type=int, default=6)
+    parser.add_argument('--small-epochs', type=int, default=6,
+                        help='epochs on shapes_small after the image demo '
+                        '(0: video starts from the image demo itself)')
     parser.add_argument('--video-epochs', type=int, default=6)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=None,
@@ -63,19 +71,25 @@ def parse_args(argv=None):
 
 
 def make_data(data_root: str, quick: bool) -> dict:
-    """Generate the two data sets where missing, as make demo does."""
+    """Generate the data sets where missing (``shapes`` and ``motion`` as
+    make demo does; ``shapes_small`` with the motion clips' object size)."""
     from sparseformer_mm.datasets import (make_motion_dataset,
-                                          make_shape_dataset)
+                                          make_shape_dataset,
+                                          motion_object_radius)
     shapes, motion = osp.join(data_root, 'shapes'), osp.join(data_root,
                                                               'motion')
+    small = osp.join(data_root, 'shapes_small')
+    # the same defaults as tools/data/make_synthetic_images.py
+    n = (4, 2) if quick else (1000, 100)
     if not osp.isdir(osp.join(shapes, 'val')):
-        # the same defaults as tools/data/make_synthetic_images.py
-        n = (4, 2) if quick else (1000, 100)
         make_shape_dataset(shapes, num_train=n[0], num_val=n[1], seed=0)
+    if not osp.isdir(osp.join(small, 'val')):
+        make_shape_dataset(small, num_train=n[0], num_val=n[1], seed=0,
+                           radius=motion_object_radius(64))
     if not osp.isfile(osp.join(motion, 'kinetics400_val_list_videos.txt')):
         n = (2, 1) if quick else (150, 30)
         make_motion_dataset(motion, num_train=n[0], num_val=n[1], seed=0)
-    return dict(shapes=shapes, motion=motion)
+    return dict(shapes=shapes, shapes_small=small, motion=motion)
 
 
 def _schedule(cfg, epochs: int, t_max: bool = False) -> None:
@@ -101,15 +115,17 @@ def _quick_loaders(cfg) -> None:
 
 
 def image_config(root: str, work_dir: str, epochs: int, seed: int,
-                 quick: bool):
+                 quick: bool, path: str = IMAGE_CFG, name: str = 'image',
+                 load_from: str = None):
     from mmengine.config import Config
-    cfg = Config.fromfile(IMAGE_CFG)
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[name].dataset.data_root = root
+    cfg = Config.fromfile(path)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = root
     _schedule(cfg, epochs)
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=seed)
-    cfg.experiment_name = 'image'
+    cfg.experiment_name = name
+    cfg.load_from = load_from
     if quick:
         _quick_loaders(cfg)
     return cfg
@@ -201,8 +217,14 @@ def plot_curves(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=90)
     img = results['image']['val_acc']
-    axes[0].plot(*zip(*img), 'o-', color='tab:green')
-    axes[0].set_title('image pretraining (shapes)')
+    axes[0].plot(*zip(*img), 'o-', color='tab:green', label='shapes')
+    if results.get('image_small'):  # its epochs continue the first stage's
+        small = [[e + img[-1][0], a]
+                 for e, a in results['image_small']['val_acc']]
+        axes[0].plot(*zip(*small), 'o-', color='tab:olive',
+                     label='then shapes_small')
+        axes[0].legend(loc='lower right')
+    axes[0].set_title('image pretraining')
     for name, color in (('pretrained', 'tab:blue'), ('scratch', 'tab:red')):
         run = results['video'][name]
         axes[1].plot(*zip(*run['val_acc']), 'o-', color=color,
@@ -236,6 +258,7 @@ def main(argv=None):
     os.makedirs(out, exist_ok=True)
     if args.quick:
         args.image_epochs = args.video_epochs = 1
+        args.small_epochs = min(args.small_epochs, 1)
     data_root = args.data_root or (osp.join(out, 'data') if args.quick else
                                    osp.join(REPO, 'data/demo'))
     timing, start = {}, time.time()
@@ -262,8 +285,29 @@ def main(argv=None):
     image['final_acc'] = image['val_acc'][-1][1]
     t = lap('focus_image', t)
 
+    image_small, last_image_ckpt = None, image_ckpt
+    if args.small_epochs > 0:
+        scfg = image_config(roots['shapes_small'],
+                            osp.join(runs, 'image_small'), args.small_epochs,
+                            args.seed, args.quick, SMALL_CFG, 'image_small',
+                            load_from=image_ckpt)
+        # on shapes_small: fresh weights, and the image demo it starts from
+        image_small = dict(
+            focus_init=focus(scfg, None, args.seed, pics, 'image_small_init'),
+            focus_start=focus(scfg, image_ckpt, args.seed))
+        last_image_ckpt = train(scfg)
+        t = lap('train_image_small', t)
+        image_small.update(
+            val_acc=val_curve(scfg.work_dir, 'accuracy/top1', 1.0),
+            checkpoint=last_image_ckpt, load_from=image_ckpt,
+            focus_trained=focus(scfg, last_image_ckpt, args.seed, pics,
+                                'image_small_trained'))
+        image_small['final_acc'] = image_small['val_acc'][-1][1]
+        t = lap('focus_image_small', t)
+
     video = {}
-    for name, pretrained in (('pretrained', image_ckpt), ('scratch', None)):
+    for name, pretrained in (('pretrained', last_image_ckpt),
+                             ('scratch', None)):
         vcfg = video_config(roots['motion'], osp.join(runs, f'video_{name}'),
                             args.video_epochs, args.seed, pretrained,
                             args.quick, f'video_{name}')
@@ -285,11 +329,13 @@ def main(argv=None):
         command=' '.join([osp.relpath(__file__, REPO)] + (argv or
                                                           sys.argv[1:])),
         settings=dict(image_epochs=args.image_epochs, threads=args.threads,
+                      small_epochs=args.small_epochs,
                       video_epochs=args.video_epochs, seed=args.seed,
                       quick=args.quick, data_root=data_root,
                       image_config=osp.relpath(IMAGE_CFG, REPO),
+                      small_config=osp.relpath(SMALL_CFG, REPO),
                       video_config=osp.relpath(VIDEO_CFG, REPO)),
-        image=image, video=video)
+        image=image, image_small=image_small, video=video)
     # the focus check: last sampling pass, points on the object vs chance
     results['acceptance'] = dict(
         bar=FOCUS_BAR,
@@ -297,17 +343,23 @@ def main(argv=None):
         "object's box) / (mean box share of the frame), validation set",
         image=dict(init=_lift(image_init), trained=_lift(
             image['focus_trained'])),
+        **(dict(image_small=dict(
+            init=_lift(image_small['focus_init']),
+            start=_lift(image_small['focus_start']),
+            trained=_lift(image_small['focus_trained'])))
+           if image_small else {}),
         video_pretrained=dict(init=_lift(video['pretrained']['focus_init']),
                               trained=_lift(
                                   video['pretrained']['focus_trained'])),
         video_scratch=dict(init=_lift(video['scratch']['focus_init']),
                            trained=_lift(video['scratch']['focus_trained'])))
-    for key in ('image', 'video_pretrained', 'video_scratch'):
+    for key in _runs(results):
         acc = results['acceptance'][key]
         acc['passes'] = acc['trained'] >= FOCUS_BAR
     # validation sample 0 of each set, at init and after training
     results['pictures'] = sorted(
-        p for run in [image] + list(video.values())
+        p for run in [image] + [image_small] * bool(image_small) +
+        list(video.values())
         for key in ('focus_init', 'focus_trained')
         for p in run[key].pop('pictures', []))
     plot_curves(results, osp.join(out, 'val_accuracy.png'))
@@ -321,11 +373,20 @@ def main(argv=None):
     return results
 
 
+def _runs(results: dict) -> list:
+    """The keys of ``results['acceptance']`` that name trained models."""
+    return [k for k in ('image', 'image_small', 'video_pretrained',
+                        'video_scratch') if k in results['acceptance']]
+
+
 def summary_text(results: dict) -> str:
     img, vid = results['image'], results['video']
     acc = results['acceptance']
-    lines = [
-        f"image: final val top-1 {img['final_acc']:.2f} %",
+    lines = [f"image: final val top-1 {img['final_acc']:.2f} %"]
+    if results.get('image_small'):
+        lines.append('image, then shapes_small: final val top-1 '
+                     f"{results['image_small']['final_acc']:.2f} %")
+    lines += [
         'video from inflated image weights: '
         f"{vid['pretrained']['final_acc']:.2f} %",
         f"video from scratch (same seed and steps): "
@@ -333,7 +394,7 @@ def summary_text(results: dict) -> str:
         'focus lift (points on the object / chance, last pass), init -> '
         f'trained (bar {acc["bar"]}x):',
     ]
-    for key in ('image', 'video_pretrained', 'video_scratch'):
+    for key in _runs(results):
         a = acc[key]
         lines.append(f"  {key:<17} {a['init']:.2f}x -> {a['trained']:.2f}x"
                      f"  {'PASS' if a['passes'] else 'below bar'}")
