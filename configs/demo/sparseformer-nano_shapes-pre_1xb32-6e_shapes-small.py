@@ -3,9 +3,9 @@
 # moving objects (half-size 5-8 px instead of 8-12 px at 64x64). Small
 # objects make the RoIs move and shrink onto the object (docs/experiments.md).
 # Data:  python tools/data/make_synthetic_images.py data/demo/shapes_small \
-#            --radius 5 8
+#     --radius 5 8
 # Train: python tools/train.py THIS_CONFIG \
-#            --cfg-options load_from=$(cat work_dirs/demo_image/last_checkpoint)
+#     --cfg-options load_from=$(cat work_dirs/demo_image/last_checkpoint)
 _base_ = './sparseformer-nano_1xb32-6e_shapes.py'
 
 data_root = 'data/demo/shapes_small'

@@ -328,10 +328,11 @@ def replay_shape_boxes(root: str, seed: int = 0,
     """Object boxes of a shapes data set written by ``make_shape_dataset``.
 
     For data made before the generator wrote ``boxes.json``. The generator
-    is deterministic: replaying it with the same seed and counts (read from ``root``) gives
-    every image and its box. The replayed images of the ``verify`` splits
-    are compared pixel by pixel with the files, so a data set made with
-    another seed or size is refused, never silently mis-annotated.
+    is deterministic: replaying it with the same seed and counts (read from
+    ``root``) gives every image and its box. The replayed images of the
+    ``verify`` splits are compared pixel by pixel with the files, so a data
+    set made with another seed or size is refused, never silently
+    mis-annotated.
 
     Returns:
         dict: ``'split/class/00000.png' -> [x1, y1, x2, y2]`` inclusive pixels.
@@ -418,7 +419,7 @@ def load_box_annotations(ann: str, seed: int = 0) -> Callable[[dict], list]:
         if isinstance(table, dict) and 'boxes' in table and isinstance(
                 table['boxes'], dict):
             table = table['boxes']
-    replayed = {}
+    shape_boxes = {}  # data root -> its boxes
 
     def boxes_for(info: dict) -> list:
         path = info.get('filename') or info.get('img_path')
@@ -440,9 +441,9 @@ def load_box_annotations(ann: str, seed: int = 0) -> Callable[[dict], list]:
                 boxes = json.load(f)['boxes']
         else:
             root = osp.dirname(osp.dirname(osp.dirname(path)))
-            if root not in replayed:
-                replayed[root] = _shape_boxes(root, seed)
-            boxes = _suffix_lookup(replayed[root], path)
+            if root not in shape_boxes:
+                shape_boxes[root] = _shape_boxes(root, seed)
+            boxes = _suffix_lookup(shape_boxes[root], path)
         boxes = np.asarray(boxes, dtype=np.float64)
         return boxes.reshape(-1, 4).tolist()
 

@@ -7,5 +7,6 @@ from .synthetic_videos import (MOTION_CLASSES, make_motion_clip,
 __all__ = [
     'AnnotationError', 'BadSampleError', 'CheckedVideoDataset',
     'SkipBadSamples', 'SHAPES', 'make_shape_dataset', 'make_shape_image',
-    'MOTION_CLASSES', 'make_motion_clip', 'make_motion_dataset', 'motion_object_radius'
+    'MOTION_CLASSES', 'make_motion_clip', 'make_motion_dataset',
+    'motion_object_radius'
 ]

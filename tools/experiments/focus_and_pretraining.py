@@ -168,6 +168,20 @@ def train(cfg) -> str:
         return f.read().strip()
 
 
+def train_and_measure(cfg, seed: int, pictures: str, tag: str, **run) -> dict:
+    """Train ``cfg``; return ``run`` updated with its validation curve,
+    checkpoint, final accuracy and trained focus (pictures ``{tag}_trained``).
+    """
+    checkpoint = train(cfg)
+    image = cfg.get('default_scope') == 'mmpretrain'
+    curve = val_curve(cfg.work_dir, 'accuracy/top1' if image else 'acc/top1',
+                      1.0 if image else 100.0)
+    run.update(val_acc=curve, final_acc=curve[-1][1], checkpoint=checkpoint,
+               focus_trained=focus(cfg, checkpoint, seed, pictures,
+                                   f'{tag}_trained'))
+    return run
+
+
 def val_curve(work_dir: str, key: str, scale: float) -> list:
     """``[[epoch, top-1 %], ...]`` from the run's ``vis_data/scalars.json``
     (mmengine writes validation scalars with ``step`` = epoch)."""
@@ -275,35 +289,25 @@ def main(argv=None):
     icfg = image_config(roots['shapes'], osp.join(runs, 'image'),
                         args.image_epochs, args.seed, args.quick)
     pics = osp.join(out, 'pictures')
-    image_init = focus(icfg, None, args.seed, pics, 'image_init')
-    image_ckpt = train(icfg)
-    t = lap('train_image', t)
-    image = dict(val_acc=val_curve(icfg.work_dir, 'accuracy/top1', 1.0),
-                 checkpoint=image_ckpt, focus_init=image_init,
-                 focus_trained=focus(icfg, image_ckpt, args.seed, pics,
-                                     'image_trained'))
-    image['final_acc'] = image['val_acc'][-1][1]
-    t = lap('focus_image', t)
+    image = train_and_measure(
+        icfg, args.seed, pics, 'image',
+        focus_init=focus(icfg, None, args.seed, pics, 'image_init'))
+    image_ckpt = last_image_ckpt = image['checkpoint']
+    t = lap('image', t)
 
-    image_small, last_image_ckpt = None, image_ckpt
+    image_small = None
     if args.small_epochs > 0:
         scfg = image_config(roots['shapes_small'],
                             osp.join(runs, 'image_small'), args.small_epochs,
                             args.seed, args.quick, SMALL_CFG, 'image_small',
                             load_from=image_ckpt)
         # on shapes_small: fresh weights, and the image demo it starts from
-        image_small = dict(
+        image_small = train_and_measure(
+            scfg, args.seed, pics, 'image_small', load_from=image_ckpt,
             focus_init=focus(scfg, None, args.seed, pics, 'image_small_init'),
             focus_start=focus(scfg, image_ckpt, args.seed))
-        last_image_ckpt = train(scfg)
-        t = lap('train_image_small', t)
-        image_small.update(
-            val_acc=val_curve(scfg.work_dir, 'accuracy/top1', 1.0),
-            checkpoint=last_image_ckpt, load_from=image_ckpt,
-            focus_trained=focus(scfg, last_image_ckpt, args.seed, pics,
-                                'image_small_trained'))
-        image_small['final_acc'] = image_small['val_acc'][-1][1]
-        t = lap('focus_image_small', t)
+        last_image_ckpt = image_small['checkpoint']
+        t = lap('image_small', t)
 
     video = {}
     for name, pretrained in (('pretrained', last_image_ckpt),
@@ -312,18 +316,11 @@ def main(argv=None):
                             args.video_epochs, args.seed, pretrained,
                             args.quick, f'video_{name}')
         # at init: random weights, or the inflated image weights
-        run = dict(focus_init=focus(vcfg, None, args.seed, pics,
-                                    f'video_{name}_init'))
-        t = lap(f'focus_video_{name}_init', t)
-        ckpt = train(vcfg)
-        t = lap(f'train_video_{name}', t)
-        run.update(val_acc=val_curve(vcfg.work_dir, 'acc/top1', 100.0),
-                   checkpoint=ckpt, pretrained=pretrained,
-                   focus_trained=focus(vcfg, ckpt, args.seed, pics,
-                                       f'video_{name}_trained'))
-        run['final_acc'] = run['val_acc'][-1][1]
-        video[name] = run
-        t = lap(f'focus_video_{name}', t)
+        video[name] = train_and_measure(
+            vcfg, args.seed, pics, f'video_{name}', pretrained=pretrained,
+            focus_init=focus(vcfg, None, args.seed, pics,
+                             f'video_{name}_init'))
+        t = lap(f'video_{name}', t)
 
     results = dict(
         command=' '.join([osp.relpath(__file__, REPO)] + (argv or
@@ -336,30 +333,24 @@ def main(argv=None):
                       small_config=osp.relpath(SMALL_CFG, REPO),
                       video_config=osp.relpath(VIDEO_CFG, REPO)),
         image=image, image_small=image_small, video=video)
+    trained = dict(image=image, image_small=image_small,
+                   video_pretrained=video['pretrained'],
+                   video_scratch=video['scratch'])
+    trained = {k: run for k, run in trained.items() if run}
     # the focus check: last sampling pass, points on the object vs chance
     results['acceptance'] = dict(
         bar=FOCUS_BAR,
         definition='last sampling pass: (mean fraction of points inside the '
-        "object's box) / (mean box share of the frame), validation set",
-        image=dict(init=_lift(image_init), trained=_lift(
-            image['focus_trained'])),
-        **(dict(image_small=dict(
-            init=_lift(image_small['focus_init']),
-            start=_lift(image_small['focus_start']),
-            trained=_lift(image_small['focus_trained'])))
-           if image_small else {}),
-        video_pretrained=dict(init=_lift(video['pretrained']['focus_init']),
-                              trained=_lift(
-                                  video['pretrained']['focus_trained'])),
-        video_scratch=dict(init=_lift(video['scratch']['focus_init']),
-                           trained=_lift(video['scratch']['focus_trained'])))
-    for key in _runs(results):
-        acc = results['acceptance'][key]
-        acc['passes'] = acc['trained'] >= FOCUS_BAR
+        "object's box) / (mean box share of the frame), validation set")
+    for key, run in trained.items():
+        lifts = {stage: _lift(run[f'focus_{stage}'])
+                 for stage in ('init', 'start', 'trained')
+                 if f'focus_{stage}' in run}
+        lifts['passes'] = lifts['trained'] >= FOCUS_BAR
+        results['acceptance'][key] = lifts
     # validation sample 0 of each set, at init and after training
     results['pictures'] = sorted(
-        p for run in [image] + [image_small] * bool(image_small) +
-        list(video.values())
+        p for run in trained.values()
         for key in ('focus_init', 'focus_trained')
         for p in run[key].pop('pictures', []))
     plot_curves(results, osp.join(out, 'val_accuracy.png'))
@@ -371,12 +362,6 @@ def main(argv=None):
     print(f'wrote {osp.join(out, "results.json")} and '
           f'{osp.join(out, "val_accuracy.png")}')
     return results
-
-
-def _runs(results: dict) -> list:
-    """The keys of ``results['acceptance']`` that name trained models."""
-    return [k for k in ('image', 'image_small', 'video_pretrained',
-                        'video_scratch') if k in results['acceptance']]
 
 
 def summary_text(results: dict) -> str:
@@ -394,8 +379,9 @@ def summary_text(results: dict) -> str:
         'focus lift (points on the object / chance, last pass), init -> '
         f'trained (bar {acc["bar"]}x):',
     ]
-    for key in _runs(results):
-        a = acc[key]
+    for key, a in acc.items():
+        if not isinstance(a, dict):  # bar, definition
+            continue
         lines.append(f"  {key:<17} {a['init']:.2f}x -> {a['trained']:.2f}x"
                      f"  {'PASS' if a['passes'] else 'below bar'}")
     return '\n'.join(lines)
