@@ -1,7 +1,7 @@
-"""Test-only hook that crashes a training process on request.
+"""Test-only hooks that break a training process on request.
 
-Imported by the configs the crash tests write (``custom_imports``); it does
-nothing unless ``CRASH_AT_ITER`` is set in the environment:
+Imported by the configs the crash tests write (``custom_imports``).
+:class:`CrashHook` does nothing unless ``CRASH_AT_ITER`` is set:
 
 * ``CRASH_AT_ITER``: the global iteration (1-based) after which to crash.
 * ``CRASH_RANK`` (default 0): only this rank crashes.
@@ -10,6 +10,9 @@ nothing unless ``CRASH_AT_ITER`` is set in the environment:
   kills it from outside at a moment it knows.
 * Only the first attempt of an elastic job crashes
   (``TORCHELASTIC_RESTART_COUNT`` is 0 or unset).
+
+:class:`NaNLossHook` makes the loss of one rank NaN at one iteration
+(``NAN_AT_ITER``, 1-based; ``NAN_RANK``, default 0).
 """
 import os
 import signal
@@ -17,6 +20,7 @@ import time
 
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 
@@ -40,3 +44,23 @@ class CrashHook(Hook):
             while True:
                 time.sleep(1)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class NaNLossHook(Hook):
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        at = os.environ.get('NAN_AT_ITER')
+        if at is None or runner.iter + 1 != int(at) or \
+                get_rank() != int(os.environ.get('NAN_RANK', '0')):
+            return
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        loss = model.head.loss
+
+        def nan_loss(*args, **kwargs):
+            del model.head.loss  # once: back to the class's method
+            return {k: v * float('nan') for k, v in
+                    loss(*args, **kwargs).items()}
+
+        model.head.loss = nan_loss

@@ -5,8 +5,10 @@ import os.path as osp
 import re
 
 import pytest
+import torch
 from test_dist_train import CONFIG, REPO, _env, _run
 
+from sparseformer_mm.compat import load_weights_only
 from sparseformer_mm.datasets import make_shape_dataset
 
 # 16 images over 2 ranks, batch 4: 2 iterations per epoch.
@@ -14,20 +16,20 @@ TEST_CONFIG = '''
 _base_ = {base!r}
 custom_imports = dict(imports=['sparseformer_mm', 'crash_hook'],
                       allow_failed_imports=False)
-custom_hooks = [dict(type='SamplingGradScaleHook'), dict(type='CrashHook')]
+custom_hooks = [dict(type='SamplingGradScaleHook'), {hooks}]
 train_cfg = dict(max_epochs=2, val_interval=10)
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=2))
 '''
 
 
-@pytest.fixture
-def job(tmp_path):
+def _job(tmp_path, hooks="dict(type='CrashHook')"):
     """``(command, env)`` of a 2-epoch, 2-rank training job."""
     root = str(tmp_path / 'shapes')
     make_shape_dataset(root, num_train=4, num_val=1, size=32)
     config = tmp_path / 'cfg.py'
-    config.write_text(TEST_CONFIG.format(base=osp.join(REPO, CONFIG)))
+    config.write_text(TEST_CONFIG.format(base=osp.join(REPO, CONFIG),
+                                         hooks=hooks))
     opts = []
     for split in ('train', 'val', 'test'):
         opts += [f'{split}_dataloader.dataset.data_root={root}',
@@ -38,6 +40,11 @@ def job(tmp_path):
     env = _env()
     env['PYTHONPATH'] = osp.join(REPO, 'tests', 'tools')
     return cmd, env
+
+
+@pytest.fixture
+def job(tmp_path):
+    return _job(tmp_path)
 
 
 def _failures(err):
@@ -81,3 +88,39 @@ def test_elastic_restart_resumes_from_the_last_checkpoint(job, tmp_path):
     assert 'Auto resumed from the latest checkpoint' in out, out[-3000:]
     assert 'resumed epoch: 1, iter: 2' in out, out[-3000:]
     assert (tmp_path / 'work' / 'epoch_2.pth').exists()
+
+
+NAN_HOOKS = ("dict(type='NonFiniteLossHook', action={!r}), "
+             "dict(type='NaNLossHook')")
+
+
+def test_nan_loss_on_one_rank_skips_the_step_on_every_rank(tmp_path):
+    # Rank 1's loss is NaN at iteration 2. If rank 0 went on to backward
+    # alone it would wait in the gradient all-reduce (DIST_TIMEOUT); both
+    # must skip, then train on, with the weights finite.
+    cmd, env = _job(tmp_path, NAN_HOOKS.format('skip'))
+    env.update(NAN_AT_ITER='2', NAN_RANK='1', DIST_TIMEOUT='20')
+    code, out, err = _run(cmd, env, tmp_path)
+    assert code == 0, out[-3000:] + err[-3000:]
+    # rank 0's log names the rank whose loss was NaN
+    assert re.search(r'loss is non-finite on rank\(s\) 1 \(rank 0: '
+                     r'[0-9.]+\) at iteration 2 \(epoch 1, batch 2\): step '
+                     r'skipped', out), out[-3000:]
+    assert out.count('step skipped') == 1  # only that iteration
+    assert 'Epoch(train) [2][2/2]' in out  # trained on to the end
+    state = load_weights_only(str(tmp_path / 'work' / 'epoch_2.pth'))
+    weights = state['state_dict']
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_nan_loss_on_one_rank_stops_every_rank_naming_it(tmp_path):
+    cmd, env = _job(tmp_path, NAN_HOOKS.format('raise'))
+    env.update(NAN_AT_ITER='2', NAN_RANK='1', DIST_TIMEOUT='20')
+    code, out, err = _run(cmd, env, tmp_path)
+    assert code != 0
+    # the job ends (torchrun stops the other rank) with the error naming the
+    # rank and the iteration, before the epoch's checkpoint
+    assert 'NonFiniteLossError: loss is nan on rank 1 (non-finite on ' \
+        'rank(s) 1) at iteration 2' in err, err[-3000:]
+    assert not re.search(r'[Tt]imed? ?out', err), err[-3000:]
+    assert not (tmp_path / 'work' / 'epoch_1.pth').exists()

@@ -1,9 +1,10 @@
 """Stops (or skips) a training step whose loss is NaN or infinite."""
 import types
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.distributed as torch_dist
+from mmengine.dist import get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapperDict
 from mmengine.registry import HOOKS
@@ -14,14 +15,27 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-def _non_finite_anywhere(loss: torch.Tensor) -> bool:
-    """Whether the loss is non-finite here or, under DDP, on any rank (all
-    ranks must take the same branch, or backward's all-reduce would hang)."""
-    flag = (~torch.isfinite(loss.detach())).any().float().reshape(1)
-    if torch_dist.is_available() and torch_dist.is_initialized() \
-            and torch_dist.get_world_size() > 1:
-        torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MAX)
-    return bool(flag.item())
+def _non_finite_ranks(loss: torch.Tensor) -> List[int]:
+    """The ranks whose loss is non-finite (``[0]`` or ``[]`` without DDP).
+    Under DDP every rank gets the same list, so all take the same branch;
+    otherwise backward's gradient all-reduce would hang."""
+    flags = torch.zeros(get_world_size(), device=loss.device)
+    flags[get_rank()] = (~torch.isfinite(loss.detach())).any().float()
+    if get_world_size() > 1:
+        torch_dist.all_reduce(flags)
+    return flags.nonzero().flatten().tolist()
+
+
+def _describe(value, bad_ranks: List[int]) -> str:
+    """``loss is nan``; under DDP naming the ranks (the log is rank 0's)."""
+    if get_world_size() == 1:
+        return f'loss is {value}'
+    ranks = ', '.join(map(str, bad_ranks))
+    if get_rank() in bad_ranks:
+        return (f'loss is {value} on rank {get_rank()} (non-finite on '
+                f'rank(s) {ranks})')
+    return f'loss is non-finite on rank(s) {ranks} (rank {get_rank()}: ' \
+        f'{value})'
 
 
 @HOOKS.register_module()
@@ -90,18 +104,20 @@ class NonFiniteLossHook(Hook):
         hook = self
 
         def update_params(self_w, loss, step_kwargs=None, zero_kwargs=None):
-            if not _non_finite_anywhere(loss):
+            bad_ranks = _non_finite_ranks(loss)
+            if not bad_ranks:
                 hook._consecutive = 0
                 return original(loss, step_kwargs=step_kwargs,
                                 zero_kwargs=zero_kwargs)
-            hook._on_non_finite(self_w, loss, zero_kwargs)
+            hook._on_non_finite(self_w, loss, bad_ranks, zero_kwargs)
 
         wrapper.update_params = types.MethodType(update_params, wrapper)
         wrapper._non_finite_guard = self
 
-    def _on_non_finite(self, wrapper, loss, zero_kwargs) -> None:
+    def _on_non_finite(self, wrapper, loss, bad_ranks, zero_kwargs) -> None:
         value = loss.detach().float()
-        value = value.item() if value.numel() == 1 else value.tolist()
+        value = _describe(value.item() if value.numel() == 1 else
+                          value.tolist(), bad_ranks)
         r = self._runner
         if self.action == 'skip':
             self._consecutive += 1
@@ -111,9 +127,8 @@ class NonFiniteLossHook(Hook):
                 wrapper._inner_count += 1
                 wrapper.zero_grad(**(zero_kwargs or {}))
                 r.logger.warning(
-                    f'loss is {value} at {self._where()}: step skipped '
-                    f'(weights unchanged), {len(self.skipped)} skipped so '
-                    'far')
+                    f'{value} at {self._where()}: step skipped (weights '
+                    f'unchanged), {len(self.skipped)} skipped so far')
                 return
         last = r.message_hub.get_info('last_ckpt')
         ckpt = f' The last checkpoint is {last}.' if last else \
@@ -124,7 +139,7 @@ class NonFiniteLossHook(Hook):
         run_of = (f' after {self._consecutive} consecutive skipped steps'
                   if self.action == 'skip' else '')
         raise NonFiniteLossError(
-            f'loss is {value} at {self._where()}{run_of}. Training stopped '
+            f'{value} at {self._where()}{run_of}. Training stopped '
             'before backward, so the weights were not updated with it and no '
             f'checkpoint of this state was written.{ckpt} Resume from it with '
             'a lower learning rate (optim_wrapper.optimizer.lr), gradient '
