@@ -24,15 +24,20 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 
+def _armed(runner, prefix: str) -> bool:
+    """Whether ``{prefix}_AT_ITER`` is this iteration (1-based) and
+    ``{prefix}_RANK`` (default 0) is this rank."""
+    at = os.environ.get(f'{prefix}_AT_ITER')
+    return at is not None and runner.iter + 1 == int(at) and \
+        get_rank() == int(os.environ.get(f'{prefix}_RANK', '0'))
+
+
 @HOOKS.register_module()
 class CrashHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
-        at = os.environ.get('CRASH_AT_ITER')
-        if at is None or runner.iter + 1 != int(at):
-            return
-        if get_rank() != int(os.environ.get('CRASH_RANK', '0')):
+        if not _armed(runner, 'CRASH'):
             return
         if int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')) > 0:
             return
@@ -50,9 +55,7 @@ class CrashHook(Hook):
 class NaNLossHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
-        at = os.environ.get('NAN_AT_ITER')
-        if at is None or runner.iter + 1 != int(at) or \
-                get_rank() != int(os.environ.get('NAN_RANK', '0')):
+        if not _armed(runner, 'NAN'):
             return
         model = runner.model.module if is_model_wrapper(runner.model) \
             else runner.model

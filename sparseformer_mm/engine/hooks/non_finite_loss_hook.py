@@ -19,9 +19,10 @@ def _non_finite_ranks(loss: torch.Tensor) -> List[int]:
     """The ranks whose loss is non-finite (``[0]`` or ``[]`` without DDP).
     Under DDP every rank gets the same list, so all take the same branch;
     otherwise backward's gradient all-reduce would hang."""
-    flags = torch.zeros(get_world_size(), device=loss.device)
+    world = get_world_size()
+    flags = torch.zeros(world, device=loss.device)
     flags[get_rank()] = (~torch.isfinite(loss.detach())).any().float()
-    if get_world_size() > 1:
+    if world > 1:
         torch_dist.all_reduce(flags)
     return flags.nonzero().flatten().tolist()
 
@@ -30,12 +31,11 @@ def _describe(value, bad_ranks: List[int]) -> str:
     """``loss is nan``; under DDP naming the ranks (the log is rank 0's)."""
     if get_world_size() == 1:
         return f'loss is {value}'
-    ranks = ', '.join(map(str, bad_ranks))
-    if get_rank() in bad_ranks:
-        return (f'loss is {value} on rank {get_rank()} (non-finite on '
-                f'rank(s) {ranks})')
-    return f'loss is non-finite on rank(s) {ranks} (rank {get_rank()}: ' \
-        f'{value})'
+    rank, ranks = get_rank(), ', '.join(map(str, bad_ranks))
+    if rank in bad_ranks:
+        return f'loss is {value} on rank {rank} (non-finite on rank(s) ' \
+            f'{ranks})'
+    return f'loss is non-finite on rank(s) {ranks} (rank {rank}: {value})'
 
 
 @HOOKS.register_module()
@@ -116,8 +116,8 @@ class NonFiniteLossHook(Hook):
 
     def _on_non_finite(self, wrapper, loss, bad_ranks, zero_kwargs) -> None:
         value = loss.detach().float()
-        value = _describe(value.item() if value.numel() == 1 else
-                          value.tolist(), bad_ranks)
+        what = _describe(value.item() if value.numel() == 1 else
+                         value.tolist(), bad_ranks)
         r = self._runner
         if self.action == 'skip':
             self._consecutive += 1
@@ -127,7 +127,7 @@ class NonFiniteLossHook(Hook):
                 wrapper._inner_count += 1
                 wrapper.zero_grad(**(zero_kwargs or {}))
                 r.logger.warning(
-                    f'{value} at {self._where()}: step skipped (weights '
+                    f'{what} at {self._where()}: step skipped (weights '
                     f'unchanged), {len(self.skipped)} skipped so far')
                 return
         last = r.message_hub.get_info('last_ckpt')
@@ -139,7 +139,7 @@ class NonFiniteLossHook(Hook):
         run_of = (f' after {self._consecutive} consecutive skipped steps'
                   if self.action == 'skip' else '')
         raise NonFiniteLossError(
-            f'{value} at {self._where()}{run_of}. Training stopped '
+            f'{what} at {self._where()}{run_of}. Training stopped '
             'before backward, so the weights were not updated with it and no '
             f'checkpoint of this state was written.{ckpt} Resume from it with '
             'a lower learning rate (optim_wrapper.optimizer.lr), gradient '
