@@ -32,23 +32,27 @@ def test_experiment_quick(tmp_path):
                       'timing_s', 'pictures'}
     assert r['settings']['quick'] is True
     assert set(r['video']) == {'pretrained', 'scratch'}
-    small = r['image_small']
-    runs = [r['image'], small, r['video']['pretrained'], r['video']['scratch']]
+    assert r['image_stages'] == ['image', 'image_small', 'image_tiny']
+    stages = [r[key] for key in r['image_stages']]
+    runs = stages + [r['video']['pretrained'], r['video']['scratch']]
     for run in runs:
         assert [e for e, _ in run['val_acc']] == [1]  # 1 epoch, val each
         assert 0 <= run['final_acc'] <= 100
         _check_summary(run['focus_init'])
         _check_summary(run['focus_trained'])
         assert osp.isfile(run['checkpoint'])
-    # the image stages chain: shapes -> shapes_small -> video (inflated)
-    _check_summary(small['focus_start'])
-    assert small['load_from'] == r['image']['checkpoint']
-    assert r['video']['pretrained']['pretrained'] == small['checkpoint']
+    # the image stages chain: shapes -> shapes_small -> shapes_tiny -> video
+    # (inflated); each later stage is also measured where it starts
+    for prev, run in zip(stages, stages[1:]):
+        _check_summary(run['focus_start'])
+        assert run['load_from'] == prev['checkpoint']
+    assert 'load_from' not in stages[0]
+    assert r['video']['pretrained']['pretrained'] == stages[-1]['checkpoint']
     assert r['video']['scratch']['pretrained'] is None
-    # shapes_small's objects are the motion clips' size: a smaller share of
-    # the frame than the image demo's
-    assert small['focus_init']['chance'] < r['image']['focus_init']['chance']
-    for key in ('image', 'image_small', 'video_pretrained', 'video_scratch'):
+    # each stage's objects are smaller: a smaller share of the frame
+    chance = [run['focus_init']['chance'] for run in stages]
+    assert chance[0] > chance[1] > chance[2], chance
+    for key in r['image_stages'] + ['video_pretrained', 'video_scratch']:
         acc = r['acceptance'][key]
         assert acc['passes'] == (acc['trained'] >= r['acceptance']['bar'])
     assert (out / 'val_accuracy.png').stat().st_size > 1000

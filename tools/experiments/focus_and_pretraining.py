@@ -2,17 +2,23 @@
 
 One reproducible CPU experiment on the embedded synthetic data:
 
-1. generate ``shapes`` and ``shapes_small`` (images) and ``motion`` (mp4
-   clips) if missing;
+1. generate ``shapes``, ``shapes_small`` and ``shapes_tiny`` (images of
+   objects of half-size 8-12, 5-8 and 4-6 px) and ``motion`` (mp4 clips)
+   if missing;
 2. train the image demo model (``configs/demo/sparseformer-nano_1xb32-6e_
    shapes.py``), then fine-tune it on ``shapes_small``, shapes the size of
    the video's moving objects (``configs/demo/sparseformer-nano_shapes-pre_
-   1xb32-6e_shapes-small.py``; ``--small-epochs 0`` skips this stage);
-3. train the video demo model (``configs/demo/videosparseformer-nano_1xb16-
-   4x8x1-6e_motion.py``) twice with the same seed and number of steps: from
-   the last image checkpoint, inflated, and from scratch;
+   1xb32-6e_shapes-small.py``), then on ``shapes_tiny`` (``configs/demo/
+   sparseformer-nano_shapes-small-pre_1xb32-6e_shapes-tiny.py``); each
+   stage starts from the last one's checkpoint, and ``--small-epochs 0`` /
+   ``--tiny-epochs 0`` skip a stage;
+3. train the video demo model with its frames sampled 2 apart (``configs/
+   demo/videosparseformer-nano_shapes-pre_1xb16-4x2x1-6e_motion.py``) twice
+   with the same seed and number of steps: from the last image checkpoint,
+   inflated, and from scratch (``--video-config`` takes another, e.g. the
+   video demo's own 4x8x1 config);
 4. measure the foreground-focus metric (``sparseformer_mm.analysis.focus``)
-   at initialisation and after training, for both image stages and both
+   at initialisation and after training, for every image stage and both
    video runs, on the validation sets;
 5. write ``OUT/results.json``, ``OUT/val_accuracy.png`` (validation accuracy
    per epoch), RoI/tube pictures of one validation sample at init and after
@@ -36,10 +42,21 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 IMAGE_CFG = osp.join(REPO, 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py')
 SMALL_CFG = osp.join(
     REPO, 'configs/demo/sparseformer-nano_shapes-pre_1xb32-6e_shapes-small.py')
+TINY_CFG = osp.join(
+    REPO,
+    'configs/demo/sparseformer-nano_shapes-small-pre_1xb32-6e_shapes-tiny.py')
 VIDEO_CFG = osp.join(
-    REPO, 'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py')
+    REPO,
+    'configs/demo/videosparseformer-nano_shapes-pre_1xb16-4x2x1-6e_motion.py')
+# The image stages, in order: (results key, data set, config, the argument
+# that sets its epochs). Each fine-tunes the previous stage's checkpoint.
+IMAGE_STAGES = (('image', 'shapes', IMAGE_CFG, 'image_epochs'),
+                ('image_small', 'shapes_small', SMALL_CFG, 'small_epochs'),
+                ('image_tiny', 'shapes_tiny', TINY_CFG, 'tiny_epochs'))
 # Acceptance bar of the focus check: points on the object >= 3x chance.
 FOCUS_BAR = 3.0
+# half-size range (px, at 64 x 64) of the objects of ``shapes_tiny``
+TINY_RADIUS = (4, 6)
 
 
 def parse_args(argv=None):
@@ -52,7 +69,14 @@ def parse_args(argv=None):
     parser.add_argument('--image-epochs', type=int, default=6)
     parser.add_argument('--small-epochs', type=int, default=6,
                         help='epochs on shapes_small after the image demo '
-                        '(0: video starts from the image demo itself)')
+                        '(0: skip this stage)')
+    parser.add_argument('--tiny-epochs', type=int, default=6,
+                        help='epochs on shapes_tiny after the previous '
+                        'stage (0: skip; the video then starts from the '
+                        'last stage run)')
+    parser.add_argument('--video-config', default=VIDEO_CFG,
+                        help='the video config trained twice (default: the '
+                        'video demo model with frames 2 apart)')
     parser.add_argument('--video-epochs', type=int, default=6)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=None,
@@ -72,24 +96,26 @@ def parse_args(argv=None):
 
 def make_data(data_root: str, quick: bool) -> dict:
     """Generate the data sets where missing (``shapes`` and ``motion`` as
-    make demo does; ``shapes_small`` with the motion clips' object size)."""
+    make demo does; ``shapes_small`` with the motion clips' object size,
+    ``shapes_tiny`` with smaller objects still)."""
     from sparseformer_mm.datasets import (make_motion_dataset,
                                           make_shape_dataset,
                                           motion_object_radius)
-    shapes, motion = osp.join(data_root, 'shapes'), osp.join(data_root,
-                                                              'motion')
-    small = osp.join(data_root, 'shapes_small')
+    roots = {name: osp.join(data_root, name)
+             for name in ('shapes', 'shapes_small', 'shapes_tiny', 'motion')}
     # the same defaults as tools/data/make_synthetic_images.py
     n = (4, 2) if quick else (1000, 100)
-    if not osp.isdir(osp.join(shapes, 'val')):
-        make_shape_dataset(shapes, num_train=n[0], num_val=n[1], seed=0)
-    if not osp.isdir(osp.join(small, 'val')):
-        make_shape_dataset(small, num_train=n[0], num_val=n[1], seed=0,
-                           radius=motion_object_radius(64))
+    for name, radius in (('shapes', None),
+                         ('shapes_small', motion_object_radius(64)),
+                         ('shapes_tiny', TINY_RADIUS)):
+        if not osp.isdir(osp.join(roots[name], 'val')):
+            make_shape_dataset(roots[name], num_train=n[0], num_val=n[1],
+                               seed=0, radius=radius)
+    motion = roots['motion']
     if not osp.isfile(osp.join(motion, 'kinetics400_val_list_videos.txt')):
         n = (2, 1) if quick else (150, 30)
         make_motion_dataset(motion, num_train=n[0], num_val=n[1], seed=0)
-    return dict(shapes=shapes, shapes_small=small, motion=motion)
+    return roots
 
 
 def _schedule(cfg, epochs: int, t_max: bool = False) -> None:
@@ -132,9 +158,9 @@ def image_config(root: str, work_dir: str, epochs: int, seed: int,
 
 
 def video_config(root: str, work_dir: str, epochs: int, seed: int,
-                 pretrained, quick: bool, name: str):
+                 pretrained, quick: bool, name: str, path: str = VIDEO_CFG):
     from mmengine.config import Config
-    cfg = Config.fromfile(VIDEO_CFG)
+    cfg = Config.fromfile(path)
     for loader, split in (('train_dataloader', 'train'),
                           ('val_dataloader', 'val'),
                           ('test_dataloader', 'val')):
@@ -230,14 +256,15 @@ def plot_curves(results: dict, path: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=90)
-    img = results['image']['val_acc']
-    axes[0].plot(*zip(*img), 'o-', color='tab:green', label='shapes')
-    if results.get('image_small'):  # its epochs continue the first stage's
-        small = [[e + img[-1][0], a]
-                 for e, a in results['image_small']['val_acc']]
-        axes[0].plot(*zip(*small), 'o-', color='tab:olive',
-                     label='then shapes_small')
-        axes[0].legend(loc='lower right')
+    done = 0  # each stage's epochs continue the previous stage's
+    colors = ('tab:green', 'tab:olive', 'tab:brown')
+    for i, key in enumerate(results['image_stages']):
+        curve = [[e + done, a] for e, a in results[key]['val_acc']]
+        data = results[key]['data']
+        axes[0].plot(*zip(*curve), 'o-', color=colors[i % len(colors)],
+                     label=data if i == 0 else f'then {data}')
+        done = curve[-1][0]
+    axes[0].legend(loc='lower right')
     axes[0].set_title('image pretraining')
     for name, color in (('pretrained', 'tab:blue'), ('scratch', 'tab:red')):
         run = results['video'][name]
@@ -273,6 +300,7 @@ def main(argv=None):
     if args.quick:
         args.image_epochs = args.video_epochs = 1
         args.small_epochs = min(args.small_epochs, 1)
+        args.tiny_epochs = min(args.tiny_epochs, 1)
     data_root = args.data_root or (osp.join(out, 'data') if args.quick else
                                    osp.join(REPO, 'data/demo'))
     timing, start = {}, time.time()
@@ -286,35 +314,32 @@ def main(argv=None):
     t = lap('data', t)
 
     runs = osp.join(out, 'work_dirs')
-    icfg = image_config(roots['shapes'], osp.join(runs, 'image'),
-                        args.image_epochs, args.seed, args.quick)
     pics = osp.join(out, 'pictures')
-    image = train_and_measure(
-        icfg, args.seed, pics, 'image',
-        focus_init=focus(icfg, None, args.seed, pics, 'image_init'))
-    image_ckpt = last_image_ckpt = image['checkpoint']
-    t = lap('image', t)
-
-    image_small = None
-    if args.small_epochs > 0:
-        scfg = image_config(roots['shapes_small'],
-                            osp.join(runs, 'image_small'), args.small_epochs,
-                            args.seed, args.quick, SMALL_CFG, 'image_small',
-                            load_from=image_ckpt)
-        # on shapes_small: fresh weights, and the image demo it starts from
-        image_small = train_and_measure(
-            scfg, args.seed, pics, 'image_small', load_from=image_ckpt,
-            focus_init=focus(scfg, None, args.seed, pics, 'image_small_init'),
-            focus_start=focus(scfg, image_ckpt, args.seed))
-        last_image_ckpt = image_small['checkpoint']
-        t = lap('image_small', t)
+    stages, last_image_ckpt = {}, None
+    for key, data, path, epochs in IMAGE_STAGES:
+        epochs = getattr(args, epochs)
+        if key != 'image' and epochs <= 0:
+            continue
+        cfg = image_config(roots[data], osp.join(runs, key), epochs,
+                           args.seed, args.quick, path, key,
+                           load_from=last_image_ckpt)
+        # focus on this stage's data: fresh weights, and (after the first
+        # stage) the checkpoint it starts from
+        run = dict(data=data, focus_init=focus(cfg, None, args.seed, pics,
+                                               f'{key}_init'))
+        if last_image_ckpt:
+            run.update(load_from=last_image_ckpt,
+                       focus_start=focus(cfg, last_image_ckpt, args.seed))
+        stages[key] = train_and_measure(cfg, args.seed, pics, key, **run)
+        last_image_ckpt = stages[key]['checkpoint']
+        t = lap(key, t)
 
     video = {}
     for name, pretrained in (('pretrained', last_image_ckpt),
                              ('scratch', None)):
         vcfg = video_config(roots['motion'], osp.join(runs, f'video_{name}'),
                             args.video_epochs, args.seed, pretrained,
-                            args.quick, f'video_{name}')
+                            args.quick, f'video_{name}', args.video_config)
         # at init: random weights, or the inflated image weights
         video[name] = train_and_measure(
             vcfg, args.seed, pics, f'video_{name}', pretrained=pretrained,
@@ -327,16 +352,17 @@ def main(argv=None):
                                                           sys.argv[1:])),
         settings=dict(image_epochs=args.image_epochs, threads=args.threads,
                       small_epochs=args.small_epochs,
+                      tiny_epochs=args.tiny_epochs,
                       video_epochs=args.video_epochs, seed=args.seed,
                       quick=args.quick, data_root=data_root,
                       image_config=osp.relpath(IMAGE_CFG, REPO),
                       small_config=osp.relpath(SMALL_CFG, REPO),
-                      video_config=osp.relpath(VIDEO_CFG, REPO)),
-        image=image, image_small=image_small, video=video)
-    trained = dict(image=image, image_small=image_small,
-                   video_pretrained=video['pretrained'],
+                      tiny_config=osp.relpath(TINY_CFG, REPO),
+                      video_config=osp.relpath(
+                          osp.abspath(args.video_config), REPO)),
+        image_stages=list(stages), **stages, video=video)
+    trained = dict(stages, video_pretrained=video['pretrained'],
                    video_scratch=video['scratch'])
-    trained = {k: run for k, run in trained.items() if run}
     # the focus check: last sampling pass, points on the object vs chance
     results['acceptance'] = dict(
         bar=FOCUS_BAR,
@@ -365,12 +391,10 @@ def main(argv=None):
 
 
 def summary_text(results: dict) -> str:
-    img, vid = results['image'], results['video']
-    acc = results['acceptance']
-    lines = [f"image: final val top-1 {img['final_acc']:.2f} %"]
-    if results.get('image_small'):
-        lines.append('image, then shapes_small: final val top-1 '
-                     f"{results['image_small']['final_acc']:.2f} %")
+    vid, acc = results['video'], results['acceptance']
+    lines = [f"{key} ({results[key]['data']}): final val top-1 "
+             f"{results[key]['final_acc']:.2f} %"
+             for key in results['image_stages']]
     lines += [
         'video from inflated image weights: '
         f"{vid['pretrained']['final_acc']:.2f} %",
