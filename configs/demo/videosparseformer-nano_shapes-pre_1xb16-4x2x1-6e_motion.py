@@ -8,29 +8,13 @@
 #     --cfg-options model.backbone.pretrained=IMAGE_CHECKPOINT
 _base_ = './videosparseformer-nano_1xb16-4x8x1-6e_motion.py'
 
+# the video demo's pipelines, their SampleFrames step taking frames 2 apart
 sample = dict(type='SampleFrames', clip_len=4, frame_interval=2)
-train_pipeline = [
-    dict(type='DecordInit'),
-    dict(**sample, num_clips=1),
-    dict(type='DecordDecode'),
-    dict(type='Flip', flip_ratio=0.5, flip_label_map={1: 2, 2: 1}),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
-val_pipeline = [
-    dict(type='DecordInit'),
-    dict(**sample, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
-test_pipeline = [
-    dict(type='DecordInit'),
-    dict(**sample, num_clips=2, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
+train_pipeline, val_pipeline, test_pipeline = (
+    [dict(step, **sample) if step['type'] == 'SampleFrames' else step
+     for step in pipeline]
+    for pipeline in (_base_.train_pipeline, _base_.val_pipeline,
+                     _base_.test_pipeline))
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

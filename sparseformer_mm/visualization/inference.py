@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.model import is_model_wrapper
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import load_checkpoint
 from torch import nn
 
 from ..datasets.kinetics_tools import VIDEO_EXTS
+from ..utils.model_utils import unwrap_model
 
 
 def init_model(config: Union[str, Config],
@@ -59,7 +59,7 @@ def init_model(config: Union[str, Config],
 
 
 def _backbone(model: nn.Module) -> nn.Module:
-    model = model.module if is_model_wrapper(model) else model
+    model = unwrap_model(model)
     backbone = getattr(model, 'backbone', None)
     if backbone is None or not hasattr(backbone, 'num_total_tokens'):
         raise TypeError(f'{type(model).__name__} has no SparseFormer '
@@ -137,7 +137,7 @@ def trace_model_input(model: nn.Module,
         tuple: ``(trace, display)``: the backbone trace (batch of one) and
         the input it saw as uint8 RGB, ``(H, W, 3)`` or ``(T, H, W, 3)``.
     """
-    model = model.module if is_model_wrapper(model) else model
+    model = unwrap_model(model)
     backbone = _backbone(model)
     was_training = model.training
     model.eval()

@@ -20,8 +20,9 @@ import time
 
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+
+from sparseformer_mm.utils import unwrap_model
 
 
 def _armed(runner, prefix: str) -> bool:
@@ -57,8 +58,7 @@ class NaNLossHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if not _armed(runner, 'NAN'):
             return
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrap_model(runner.model)
         loss = model.head.loss
 
         def nan_loss(*args, **kwargs):

@@ -133,34 +133,37 @@ def _schedule(cfg, epochs: int, t_max: bool = False) -> None:
                                         interval=epochs, max_keep_ckpts=1)
 
 
-def _quick_loaders(cfg) -> None:
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[name].num_workers = 0
-        cfg[name].persistent_workers = False
-        cfg[name].batch_size = 4
-
-
-def image_config(root: str, work_dir: str, epochs: int, seed: int,
-                 quick: bool, path: str = IMAGE_CFG, name: str = 'image',
-                 load_from: str = None):
+def _run_config(path: str, work_dir: str, name: str, epochs: int, seed: int,
+                quick: bool, t_max: bool = False):
+    """``path`` set up as one run of the experiment: its schedule cut to
+    ``epochs``, work dir, seed and name (tiny loaders with ``quick``)."""
     from mmengine.config import Config
     cfg = Config.fromfile(path)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = root
-    _schedule(cfg, epochs)
+    _schedule(cfg, epochs, t_max)
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=seed)
     cfg.experiment_name = name
-    cfg.load_from = load_from
     if quick:
-        _quick_loaders(cfg)
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            cfg[loader].num_workers = 0
+            cfg[loader].persistent_workers = False
+            cfg[loader].batch_size = 4
+    return cfg
+
+
+def image_config(root: str, work_dir: str, epochs: int, seed: int,
+                 quick: bool, path: str, name: str, load_from: str = None):
+    cfg = _run_config(path, work_dir, name, epochs, seed, quick)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = root
+    cfg.load_from = load_from
     return cfg
 
 
 def video_config(root: str, work_dir: str, epochs: int, seed: int,
-                 pretrained, quick: bool, name: str, path: str = VIDEO_CFG):
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
+                 pretrained, quick: bool, name: str, path: str):
+    cfg = _run_config(path, work_dir, name, epochs, seed, quick, t_max=True)
     for loader, split in (('train_dataloader', 'train'),
                           ('val_dataloader', 'val'),
                           ('test_dataloader', 'val')):
@@ -168,13 +171,7 @@ def video_config(root: str, work_dir: str, epochs: int, seed: int,
         ds.ann_file = osp.join(root, f'kinetics400_{split}_list_videos.txt')
         ds.data_prefix = dict(video=osp.join(root, f'videos_{split}'))
     cfg.model.backbone.pretrained = pretrained
-    _schedule(cfg, epochs, t_max=True)
     cfg.train_cfg.val_begin = 1
-    cfg.work_dir = work_dir
-    cfg.randomness = dict(seed=seed)
-    cfg.experiment_name = name
-    if quick:
-        _quick_loaders(cfg)
     return cfg
 
 

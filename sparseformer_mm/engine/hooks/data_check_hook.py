@@ -2,11 +2,11 @@
 from typing import Dict, List, Optional, Tuple
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop
 
 from ...datasets.checked_dataset import AnnotationError, bad_samples_of
+from ...utils.model_utils import unwrap_model
 
 
 class BadDataError(RuntimeError):
@@ -14,7 +14,7 @@ class BadDataError(RuntimeError):
 
 
 def _head_num_classes(model) -> Optional[int]:
-    model = model.module if is_model_wrapper(model) else model
+    model = unwrap_model(model)
     for name in ('cls_head', 'head'):
         n = getattr(getattr(model, name, None), 'num_classes', None)
         if isinstance(n, int) and n > 0:

@@ -1,8 +1,9 @@
 """Keeps SparseFormer's sampling-coordinate gradient clip right under AMP."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.optim import AmpOptimWrapper
 from mmengine.registry import HOOKS
+
+from ...utils.model_utils import unwrap_model
 
 
 def current_loss_scale(optim_wrapper) -> float:
@@ -32,9 +33,7 @@ class SamplingGradScaleHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         scale = current_loss_scale(runner.optim_wrapper)
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
-        for m in model.modules():
+        for m in unwrap_model(runner.model).modules():
             if hasattr(m, '_loss_scale_managed'):
                 m.loss_scale = scale
                 m._loss_scale_managed = True
