@@ -1,5 +1,6 @@
-# The video demo model with its 4 frames sampled 2 apart instead of 8: the
-# focus experiment's video config (docs/experiments.md). The moving object
+# The video demo model with its 4 frames sampled 2 apart instead of 8 (the
+# focus experiment trains its -r1 child, one tube per token; this one is
+# its third-round version, docs/experiments.md). The moving object
 # then travels 2-3 px between sampled frames instead of 8-12 px (its own
 # size), so a tube spanning several frames can stay on it; the per-frame
 # focus metric rewards that. The direction of motion is still visible

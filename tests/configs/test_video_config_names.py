@@ -2,7 +2,9 @@
 (``..._{clip_len}x{frame_interval}x{num_clips}-...``, mmaction2's naming):
 the training pipeline must sample that, and validation and test the same
 clip length and interval. A child config that overrides ``frame_interval``
-but misses one of the three pipelines fails here."""
+but misses one of the three pipelines fails here. A ``-r{R}`` in the model
+part of the name (``videosparseformer-tiny-r4_...``) is the token inflation,
+``model.backbone.replicates``."""
 import glob
 import os.path as osp
 import re
@@ -24,7 +26,7 @@ def _sample_frames(cfg, loader):
 
 
 def test_there_are_video_configs_to_check():
-    assert len(CONFIGS) >= 4, CONFIGS  # 3 variants + the demo's 2
+    assert len(CONFIGS) >= 4, CONFIGS  # 3 variants + the demo's 3
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
@@ -41,3 +43,22 @@ def test_name_matches_frame_sampling(path):
         assert (step['clip_len'], step['frame_interval']) == (
             clip_len, interval), loader
         assert step['test_mode'] is True, loader
+
+
+def _named_replicates(path):
+    """R of a ``-r{R}`` at the end of the name's model part, else None."""
+    m = re.search(r'-r(\d+)$', osp.basename(path).split('_')[0])
+    return int(m.group(1)) if m else None
+
+
+R_CONFIGS = [p for p in CONFIGS if _named_replicates(p) is not None]
+
+
+def test_there_are_named_replicates_to_check():
+    assert len(R_CONFIGS) >= 2, R_CONFIGS  # tiny-r4 and the demo's nano-r1
+
+
+@pytest.mark.parametrize('path', R_CONFIGS, ids=osp.basename)
+def test_name_matches_replicates(path):
+    cfg = Config.fromfile(path)
+    assert cfg.model.backbone.replicates == _named_replicates(path)

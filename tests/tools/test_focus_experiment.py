@@ -6,6 +6,8 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # one intra-op thread: tiny models, and a CPU shared with other jobs
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
@@ -55,6 +57,19 @@ def test_experiment_quick(tmp_path):
     for key in r['image_stages'] + ['video_pretrained', 'video_scratch']:
         acc = r['acceptance'][key]
         assert acc['passes'] == (acc['trained'] >= r['acceptance']['bar'])
+    # each video run with 2 seeds (--quick); the first is the full record,
+    # and the video focus check is the mean of the seeds' own measurements
+    for name in ('pretrained', 'scratch'):
+        video, acc = r['video'][name], r['acceptance'][f'video_{name}']
+        assert [s['seed'] for s in video['seeds']] == [0, 1]
+        assert video['seeds'][0]['checkpoint'] == video['checkpoint']
+        assert osp.isfile(video['seeds'][1]['checkpoint'])
+        assert video['seeds'][1]['checkpoint'] != video['checkpoint']
+        assert video['seeds'][0]['lift_trained'] == pytest.approx(
+            video['focus_trained']['last_pass']['points_lift'], abs=1e-3)
+        assert acc['per_seed'] == [s['lift_trained'] for s in video['seeds']]
+        assert acc['trained'] == pytest.approx(
+            sum(acc['per_seed']) / 2, abs=1e-3)
     assert (out / 'val_accuracy.png').stat().st_size > 1000
 
     # the analysis tool on the experiment's own video checkpoint and data
