@@ -78,9 +78,10 @@ def parse_args(argv=None):
                         'stage (0: skip; the video then starts from the '
                         'last stage run)')
     parser.add_argument('--video-config', default=VIDEO_CFG,
-                        help='the video config trained twice (default: the '
-                        'video demo model with frames 2 apart and one tube '
-                        'per image token)')
+                        help='the video config, trained from the image '
+                        'weights and from scratch (default: the video demo '
+                        'model with frames 2 apart and one tube per image '
+                        'token)')
     parser.add_argument('--video-epochs', type=int, default=6)
     parser.add_argument('--video-seeds', type=int, default=3,
                         help='train each video run with this many seeds '
