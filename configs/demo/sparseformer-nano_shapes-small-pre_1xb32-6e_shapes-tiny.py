@@ -3,7 +3,8 @@
 # at 64x64, a 0.03 share of the image). Each stage on smaller objects moves
 # and shrinks the RoIs further onto the object: in `make experiment` this
 # stage takes the focus lift on these images from 1.50x to 2.19x, and the
-# inflated video model (4x2x1) starts at 3.47x instead of 2.76x.
+# inflated video model (4x2x1, one tube per token) starts at 3.51x instead
+# of 2.77x.
 # Data:  python tools/data/make_synthetic_images.py data/demo/shapes_tiny \
 #     --radius 4 6
 # Train: python tools/train.py THIS_CONFIG \

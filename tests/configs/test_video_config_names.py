@@ -26,7 +26,7 @@ def _sample_frames(cfg, loader):
 
 
 def test_there_are_video_configs_to_check():
-    assert len(CONFIGS) >= 4, CONFIGS  # 3 variants + the demo's 3
+    assert len(CONFIGS) >= 4, CONFIGS  # 3 variants + the demo's (3 today)
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)

@@ -352,15 +352,14 @@ def main(argv=None):
             # the first seed's run is the one drawn and plotted in full
             first = seed == args.seed
             tag = f'video_{name}' + ('' if first else f'_seed{seed}')
+            run_pics = pics if first else None
             vcfg = video_config(roots['motion'], osp.join(runs, tag),
                                 args.video_epochs, seed, pretrained,
                                 args.quick, tag, args.video_config)
             # at init: random weights, or the inflated image weights
             run = train_and_measure(
-                vcfg, seed, pics if first else None, tag,
-                pretrained=pretrained,
-                focus_init=focus(vcfg, None, seed, pics if first else None,
-                                 f'{tag}_init'))
+                vcfg, seed, run_pics, tag, pretrained=pretrained,
+                focus_init=focus(vcfg, None, seed, run_pics, f'{tag}_init'))
             if first:
                 video[name] = dict(run, seeds=[])
             video[name]['seeds'].append(
