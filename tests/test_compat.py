@@ -13,7 +13,7 @@ import textwrap
 import pytest
 import torch
 
-from sparseformer_mm import compat
+from sparseformer_mm import checkpoint_safety, compat
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -87,7 +87,7 @@ def test_plain_torch_load_fails_on_runner_checkpoints(tmp_path):
     with pytest.raises(Exception, match='weights_only|Weights only'):
         ckpt_mod.load_from_local(str(path), 'cpu')
     # ours loads it weights-only, because these types are inert data
-    loaded = compat.load_from_local(str(path), 'cpu')
+    loaded = checkpoint_safety.load_from_local(str(path), 'cpu')
     assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
 
 
@@ -105,7 +105,7 @@ def test_code_in_foreign_checkpoint_never_runs(tmp_path):
         CheckpointLoader.load_checkpoint(str(path), 'cpu')
     assert not marker.exists()
     # inside the running work_dir (resume) the full state is trusted
-    with compat.trusted_checkpoint_dir(str(tmp_path)):
+    with checkpoint_safety.trusted_checkpoint_dir(str(tmp_path)):
         CheckpointLoader.load_checkpoint(str(path), 'cpu')
     assert marker.exists()
     # and the trust ends with the context
@@ -127,7 +127,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         raise OSError('disk full')
 
     with pytest.raises(OSError, match='disk full'):
-        compat.atomic_write(str(path), fail)
+        checkpoint_safety.atomic_write(str(path), fail)
     assert torch.equal(torch.load(path)['w'], torch.ones(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth']
 

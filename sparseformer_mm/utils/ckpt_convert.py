@@ -5,7 +5,7 @@ from typing import Dict, Tuple
 
 import torch
 
-from ..compat import load_weights_only
+from ..checkpoint_safety import load_weights_only
 
 # Original training code -> reference library names (applied in order, on
 # whole dotted components).

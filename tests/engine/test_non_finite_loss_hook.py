@@ -9,7 +9,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-from sparseformer_mm.compat import load_weights_only
+from sparseformer_mm.checkpoint_safety import load_weights_only
 from sparseformer_mm.engine.hooks import NonFiniteLossError, NonFiniteLossHook
 
 

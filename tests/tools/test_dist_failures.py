@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_dist_train import CONFIG, REPO, _env, _run
 
-from sparseformer_mm.compat import load_weights_only
+from sparseformer_mm.checkpoint_safety import load_weights_only
 from sparseformer_mm.datasets import make_shape_dataset
 
 # 16 images over 2 ranks, batch 4: 2 iterations per epoch.

@@ -137,7 +137,7 @@ class VideoSparseFormer(SparseFormer):
 
     def load_image_weights(self, path: str) -> None:
         """Load (and, for image weights, inflate) a checkpoint, strictly."""
-        from ...compat import load_weights_only
+        from ...checkpoint_safety import load_weights_only
         if not osp.isfile(path):
             raise FileNotFoundError(
                 f'VideoSparseFormer pretrained checkpoint {path} not found. '
