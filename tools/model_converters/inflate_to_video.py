@@ -12,7 +12,7 @@ import argparse
 import sys
 
 import sparseformer_mm  # noqa: F401  (applies compat fixes, registers models)
-from sparseformer_mm.utils import inflate_checkpoint, save_checkpoint
+from sparseformer_mm.checkpoint_formats import inflate_checkpoint, save_checkpoint
 
 
 def main():

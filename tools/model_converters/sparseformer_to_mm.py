@@ -12,7 +12,8 @@ import argparse
 import sys
 
 import sparseformer_mm  # noqa: F401  (applies compat fixes, registers models)
-from sparseformer_mm.utils import convert_sparseformer, save_checkpoint
+from sparseformer_mm.checkpoint_formats import save_checkpoint
+from sparseformer_mm.models import convert_sparseformer
 
 
 def parse_args():

@@ -1,8 +1,6 @@
-from .sparseformer import EarlyConvolution, SparseFormer
-from .video_sparseformer import (VideoSparseFormer, backbone_state_dict,
-                                 inflate_image_state_dict, tube_rois)
+from .sparseformer import (STAGE_DEFAULTS, EarlyConvolution, SparseFormer,
+                           v1_stages)
+from .video_sparseformer import VideoSparseFormer
 
-__all__ = [
-    'EarlyConvolution', 'SparseFormer', 'VideoSparseFormer',
-    'backbone_state_dict', 'inflate_image_state_dict', 'tube_rois'
-]
+__all__ = ['STAGE_DEFAULTS', 'EarlyConvolution', 'SparseFormer',
+           'VideoSparseFormer', 'v1_stages']

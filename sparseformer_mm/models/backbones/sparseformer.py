@@ -1,7 +1,8 @@
 """SparseFormer backbone (Gao et al., ICLR 2024) for mmpretrain."""
+import copy
 import math
 import warnings
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -10,8 +11,9 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..layers import (CORTEX_OPS, FOCUS_OPS, SparseFormerUnit, grid_init_rois,
-                      promote_half)
+from ...checkpoint_formats import tube_rois
+from ..layers import (CORTEX_OPS, FOCUS_OPS, OPS, SparseFormerUnit,
+                      TokenState, grid_init_rois, promote_half)
 
 
 def channel_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
@@ -73,124 +75,268 @@ class EarlyConvolution(nn.Module):
         return channel_norm(x)
 
 
+SHORT_KEYS = ('num_tokens', 'focus_dims', 'cortex_dims', 'cortex_depth',
+              'num_points')
+# Per-stage options and their defaults; ``None`` takes the backbone's
+# argument of the same name (num_heads, padding_mode, clip_sampling_grad).
+STAGE_DEFAULTS = dict(
+    repeats=1,               # shared-weight applications of each unit
+    depth=1,                 # units with their own weights
+    num_heads=None,          # attention heads, or
+    head_dims=None,          # ... width / head_dims heads
+    mlp_ratio=4,
+    mlp_act='gelu',          # or 'quick_gelu' (CLIP)
+    eps=1e-6,                # LayerNorm eps
+    padding_mode=None,       # grid_sample padding: 'zeros' or 'border'
+    clip_sampling_grad=None,
+    roi_adj_head='linear',   # or 'mlp'
+    mixing_inner_dims=None,  # adaptive-mixing generator width (d / 4)
+    mixing_out_points=None,  # adaptive-mixing output points (num_points)
+    mixing_bias=True,
+    stage_embed=False,       # a learned embedding per repeat
+    cls_token=False,         # insert a class token before this stage
+    transition_norm=True,    # LayerNorm after a width transition into it
+)
+ARCH_DEFAULTS = dict(feat_channels=None, shared_embedding=False)
+
+
+def v1_stages(focus_dims: int, cortex_dims: int, cortex_depth: int,
+              focus_repeats: int = 4) -> List[dict]:
+    """The first paper's layer stack as stages: a focusing unit applied
+    ``focus_repeats`` times, a sampling cortex block, plain cortex blocks."""
+    stages = [dict(width=focus_dims, ops=FOCUS_OPS, repeats=focus_repeats),
+              dict(width=cortex_dims, ops=FOCUS_OPS)]
+    if cortex_depth > 1:
+        stages.append(dict(width=cortex_dims, ops=CORTEX_OPS,
+                           depth=cortex_depth - 1))
+    return stages
+
+
+def _v1(num_tokens, dims, cortex, depth, points=36):
+    return dict(num_tokens=num_tokens, num_points=points,
+                stages=v1_stages(dims, cortex, depth))
+
+
 @MODELS.register_module()
 class SparseFormer(BaseModule):
     """SparseFormer: recognition with a small set of latent tokens and RoIs.
 
-    A conv stem extracts features once; a focusing unit (applied
-    ``focus_repeats`` times with shared weights) moves each token's RoI and
-    samples features inside it; a cortex of transformer blocks (block 0 also
-    samples) works on the tokens alone.
+    A conv stem extracts features once; latent tokens, each with a RoI, go
+    through a stack of units. A unit applies its ops in order (``attn``,
+    ``mlp``, ``roi_adj`` moves RoIs, ``sampling`` samples features at points
+    inside them, ``pe_inject`` encodes them), ``repeats`` times with shared
+    weights. The stack is data: an ``arch`` is a list of stages.
 
     Args:
-        arch (str | dict): ``'tiny'``, ``'small'``, ``'base'`` (aliases
-            ``'t'``, ``'s'``, ``'b'``) or a dict with the keys
-            ``num_tokens``, ``focus_dims``, ``cortex_dims``, ``cortex_depth``
-            and ``num_points``. Defaults to 'tiny'.
-        feat_channels (int): stem channels. Defaults to 96.
-        focus_repeats (int): shared-weight repeats of the focusing unit.
-            Defaults to 4.
-        num_heads (int): attention heads at every width. Defaults to 64.
-        drop_path_rate (float): stochastic depth, ``linspace(0, rate,
-            focus_repeats + cortex_depth)``. Defaults to 0.
+        arch (str | dict): a name in ``arch_zoo`` (``'tiny'``, ``'small'``,
+            ``'base'``; aliases ``'t'``, ``'s'``, ``'b'``), or a dict:
+
+            - ``num_tokens``, ``num_points`` and ``stages``, a list of
+              dicts with ``width`` and ``ops`` and any of the options in
+              ``STAGE_DEFAULTS`` (``repeats``, ``depth``, ``num_heads`` or
+              ``head_dims``, ``mlp_act``, ``roi_adj_head``, ``mixing_*``,
+              ``stage_embed``, ``cls_token``, ``padding_mode``, ``eps``,
+              ``transition_norm`` ...); optionally ``feat_channels`` and
+              ``shared_embedding`` (all tokens start from one embedding).
+              A width change between stages inserts a Linear (+ LayerNorm)
+              transition.
+            - the short form for the first paper's layout:
+              ``num_tokens``, ``focus_dims``, ``cortex_dims``,
+              ``cortex_depth``, ``num_points``.
+
+            Defaults to 'tiny'.
+        feat_channels (int, optional): stem channels; the arch's, else 96.
+        num_heads (int): attention heads where a stage sets neither
+            ``num_heads`` nor ``head_dims``. Defaults to 64.
+        drop_path_rate (float): stochastic depth, ``linspace(0, rate, n)``
+            over the n unit applications in order. Defaults to 0.
         clip_sampling_grad (bool): clip sampling-coordinate gradients to
-            one feature cell during training. Defaults to True.
-        padding_mode (str): feature sampling padding. Defaults to 'zeros'.
+            one feature cell during training (where a stage does not set
+            it). Defaults to True.
+        padding_mode (str): feature sampling padding (where a stage does
+            not set it). Defaults to 'zeros'.
         init_cfg (dict, optional): mmengine init config (e.g. Pretrained).
 
-    The forward returns ``(tokens,)`` with tokens ``(B, N, cortex_dims)``;
-    with ``return_trace=True`` it returns a dict with the final ``tokens`` and
+    The forward returns ``(tokens,)`` with tokens ``(B, [1 +] N, width)``
+    (a class token first if the arch inserts one); with
+    ``return_trace=True`` it returns a dict with the final ``tokens`` and
     ``rois`` and, per sampling pass, its ``rois`` and sampling ``points``.
     """
     ndim = 2
     arch_zoo = {
-        **dict.fromkeys(['t', 'tiny'], dict(
-            num_tokens=49, focus_dims=256, cortex_dims=512, cortex_depth=8,
-            num_points=36)),
-        **dict.fromkeys(['s', 'small'], dict(
-            num_tokens=64, focus_dims=320, cortex_dims=640, cortex_depth=8,
-            num_points=36)),
-        **dict.fromkeys(['b', 'base'], dict(
-            num_tokens=81, focus_dims=384, cortex_dims=768, cortex_depth=10,
-            num_points=36)),
+        **dict.fromkeys(['t', 'tiny'], _v1(49, 256, 512, 8)),
+        **dict.fromkeys(['s', 'small'], _v1(64, 320, 640, 8)),
+        **dict.fromkeys(['b', 'base'], _v1(81, 384, 768, 10)),
     }
-    essential_keys = {'num_tokens', 'focus_dims', 'cortex_dims', 'cortex_depth',
-                      'num_points'}
+    input_layout = '(B, 3, H, W)'
+    _layout_hint = ''
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
-                 feat_channels: int = 96,
-                 focus_repeats: int = 4,
+                 feat_channels: Optional[int] = None,
                  num_heads: int = 64,
                  drop_path_rate: float = 0.0,
                  clip_sampling_grad: bool = True,
                  padding_mode: str = 'zeros',
-                 init_cfg: Optional[Union[dict, Sequence[dict]]] = None):
+                 init_cfg: Optional[Union[dict, Sequence[dict]]] = None,
+                 replicates: int = 1):
         super().__init__(init_cfg=init_cfg)
-        self.arch_settings = self._parse_arch(arch)
+        if self.ndim == 2 and replicates != 1:
+            raise ValueError('replicates is a VideoSparseFormer option; an '
+                             'image SparseFormer has one token per RoI.')
+        self.arch_settings = self.parse_arch(arch)
         s = self.arch_settings
-        for key in ('focus_dims', 'cortex_dims'):
-            if s[key] % num_heads:
-                raise ValueError(
-                    f'num_heads={num_heads} does not divide {key}='
-                    f'{s[key]}; set model.backbone.num_heads to a common '
-                    f"divisor of focus_dims={s['focus_dims']} and "
-                    f"cortex_dims={s['cortex_dims']} (e.g. "
-                    f"{math.gcd(s['focus_dims'], s['cortex_dims'])}).")
         self.num_tokens = s['num_tokens']
-        self.embed_dims = s['cortex_dims']
-        # Written by SamplingGradScaleHook before each training iteration.
+        self.replicates = replicates
+        self.num_total_tokens = self.num_tokens * replicates
+        self.embed_dims = s['stages'][-1]['width']
         self.loss_scale = 1.0
         self._loss_scale_managed = False
+        feat_channels = feat_channels or s['feat_channels'] or 96
 
         self.feat_extractor = EarlyConvolution(feat_channels, self.ndim)
         self.initial_roi = nn.Embedding(self.num_total_tokens, 2 * self.ndim)
-        self.initial_embedding = nn.Embedding(self.num_total_tokens,
-                                              s['focus_dims'])
+        self.initial_embedding = nn.Embedding(
+            1 if s['shared_embedding'] else self.num_total_tokens,
+            s['stages'][0]['width'])
+        self.cls_embedding = None
+        self.cls_token_layer = None  # index into self.layers
 
+        units = [(st, j) for st in s['stages'] for j in range(st['depth'])]
+        plain = [u['width'] for u, _ in units if 'attn' in u['ops']
+                 and u['num_heads'] is None and u['head_dims'] is None]
+        heads_hint = math.gcd(num_heads, *plain)
         dpr = torch.linspace(0, drop_path_rate,
-                             focus_repeats + s['cortex_depth']).tolist()
-        common = dict(ndim=self.ndim, feat_channels=feat_channels,
-                      num_points=s['num_points'], num_heads=num_heads,
-                      clip_sampling_grad=clip_sampling_grad,
-                      padding_mode=padding_mode)
-        self.layers = nn.ModuleList([
-            SparseFormerUnit(s['focus_dims'], FOCUS_OPS, repeats=focus_repeats,
-                             drop_path=dpr[:focus_repeats], **common)
-        ])
-        if s['focus_dims'] != s['cortex_dims']:
-            self.layers.append(nn.Sequential(
-                nn.Linear(s['focus_dims'], s['cortex_dims']),
-                nn.LayerNorm(s['cortex_dims'], eps=1e-6)))
-        for i in range(s['cortex_depth']):
+                             sum(u['repeats'] for u, _ in units)).tolist()
+        self.layers = nn.ModuleList()
+        width = units[0][0]['width']
+        for u, j in units:
+            if u['width'] != width:
+                transition = [nn.Linear(width, u['width'])]
+                if u['transition_norm']:
+                    transition.append(nn.LayerNorm(u['width'], eps=u['eps']))
+                self.layers.append(nn.Sequential(*transition))
+                width = u['width']
+            if u['cls_token'] and j == 0:
+                self.cls_token_layer = len(self.layers)
+                self.cls_embedding = nn.Embedding(1, width)
             self.layers.append(SparseFormerUnit(
-                s['cortex_dims'], FOCUS_OPS if i == 0 else CORTEX_OPS,
-                drop_path=dpr[focus_repeats + i], **common))
+                width, u['ops'], ndim=self.ndim, feat_channels=feat_channels,
+                num_points=s['num_points'],
+                num_heads=self._heads(u, num_heads, heads_hint),
+                mlp_ratio=u['mlp_ratio'], mlp_act=u['mlp_act'],
+                repeats=u['repeats'], drop_path=dpr[:u['repeats']],
+                eps=u['eps'],
+                clip_sampling_grad=_given(u['clip_sampling_grad'],
+                                          clip_sampling_grad),
+                padding_mode=_given(u['padding_mode'], padding_mode),
+                roi_adj_head=u['roi_adj_head'],
+                mixing_inner_dims=u['mixing_inner_dims'],
+                mixing_out_points=u['mixing_out_points'],
+                mixing_bias=u['mixing_bias'], stage_embed=u['stage_embed']))
+            dpr = dpr[u['repeats']:]
         self.reset_parameters()
 
+    @staticmethod
+    def _heads(unit: dict, default: int, hint: int) -> int:
+        width = unit['width']
+        if 'attn' not in unit['ops']:
+            return default  # unused
+        if unit['num_heads'] is not None:
+            heads, key = unit['num_heads'], 'num_heads'
+        elif unit['head_dims'] is not None:
+            if width % unit['head_dims']:
+                raise ValueError(f"head_dims={unit['head_dims']} does not "
+                                 f'divide the stage width {width}.')
+            return width // unit['head_dims']
+        else:
+            heads, key = default, 'model.backbone.num_heads'
+            hint = f'a divisor of every stage width (e.g. {hint})'
+        if width % heads:
+            if key == 'num_heads':
+                hint = f'a divisor of {width}'
+            raise ValueError(
+                f'num_heads={heads} does not divide the stage width={width}; '
+                f'set {key} to {hint}, or head_dims in the stages.')
+        return heads
+
     @classmethod
-    def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+    def parse_arch(cls, arch: Union[str, dict]) -> dict:
+        """A zoo name or an arch dict -> the full form with every option
+        filled in (``num_tokens``, ``num_points``, ``feat_channels``,
+        ``shared_embedding``, ``stages``)."""
         if isinstance(arch, str):
             key = arch.lower()
             if key not in cls.arch_zoo:
-                raise ValueError(f"arch '{arch}' is not one of "
-                                 f'{sorted(set(cls.arch_zoo))}; or pass a dict '
-                                 f'with keys {sorted(cls.essential_keys)}')
-            return dict(cls.arch_zoo[key])
-        if not isinstance(arch, dict) or set(arch) != cls.essential_keys:
-            got = sorted(arch) if isinstance(arch, dict) else type(arch).__name__
-            raise ValueError(f'a custom arch must be a dict with exactly the '
-                             f'keys {sorted(cls.essential_keys)}, got {got}')
-        return dict(arch)
+                raise ValueError(
+                    f"arch '{arch}' is not one of {sorted(set(cls.arch_zoo))};"
+                    ' or pass a dict with num_tokens, num_points and stages '
+                    f'(or the short form {list(SHORT_KEYS)})')
+            arch = cls.arch_zoo[key]
+        if not isinstance(arch, dict):
+            raise ValueError(f'arch must be a name or a dict, got '
+                             f'{type(arch).__name__}')
+        arch = copy.deepcopy(dict(arch))
+        if 'stages' not in arch and set(SHORT_KEYS) & set(arch):
+            missing = [k for k in SHORT_KEYS if k not in arch]
+            extra = sorted(set(arch) - set(SHORT_KEYS) - set(ARCH_DEFAULTS))
+            if missing or extra:
+                raise ValueError(
+                    f'a short-form arch must have exactly the keys '
+                    f'{list(SHORT_KEYS)}; missing {missing}, unexpected '
+                    f'{extra}. Or give num_tokens, num_points and stages.')
+            arch = dict(num_tokens=arch.pop('num_tokens'),
+                        num_points=arch.pop('num_points'),
+                        stages=v1_stages(arch.pop('focus_dims'),
+                                         arch.pop('cortex_dims'),
+                                         arch.pop('cortex_depth')), **arch)
+        allowed = {'num_tokens', 'num_points', 'stages', *ARCH_DEFAULTS}
+        missing = [k for k in ('num_tokens', 'num_points', 'stages')
+                   if k not in arch]
+        if missing or set(arch) - allowed:
+            raise ValueError(
+                f'an arch dict needs num_tokens, num_points and stages '
+                f'(missing {missing}) and may set {sorted(ARCH_DEFAULTS)}; '
+                f'unexpected keys {sorted(set(arch) - allowed)}')
+        if not arch['stages']:
+            raise ValueError('arch stages is empty: give at least one stage.')
+        stages = []
+        for i, st in enumerate(arch['stages']):
+            where = f'arch stages[{i}]'
+            if not isinstance(st, dict) or not {'width', 'ops'} <= set(st):
+                raise ValueError(f'{where} must be a dict with width and '
+                                 f'ops, got {st!r}')
+            unknown = sorted(set(st) - {'width', 'ops'} - set(STAGE_DEFAULTS))
+            if unknown:
+                raise ValueError(f'{where}: unknown options {unknown}; the '
+                                 f'options are {sorted(STAGE_DEFAULTS)}')
+            bad_ops = [op for op in st['ops'] if op not in OPS]
+            if bad_ops:
+                raise ValueError(f'{where}: unknown ops {bad_ops}; choose '
+                                 f'from {list(OPS)}')
+            st = {**STAGE_DEFAULTS, **st, 'ops': tuple(st['ops'])}
+            if st['num_heads'] is not None and st['head_dims'] is not None:
+                raise ValueError(f'{where}: set num_heads or head_dims, '
+                                 'not both')
+            stages.append(st)
+        if sum(st['cls_token'] for st in stages) > 1:
+            raise ValueError('more than one stage sets cls_token=True; a '
+                             'model has one class token.')
+        return {**ARCH_DEFAULTS, **arch, 'stages': stages}
 
-    @property
-    def num_total_tokens(self) -> int:
-        """Number of latent tokens the model carries."""
-        return self.num_tokens
+    @classmethod
+    def arch_name(cls, arch: dict) -> str:
+        """``'tiny'`` etc. for a zoo arch, else the dict as text."""
+        full = cls.parse_arch(arch)
+        names = [k for k, v in cls.arch_zoo.items()
+                 if cls.parse_arch(v) == full]
+        return repr(max(names, key=len)) if names else str(arch)
 
     def initial_rois(self) -> Tensor:
-        """RoI initialisation: the reference's half-image grid."""
-        return grid_init_rois(self.num_tokens)
+        """RoI initialisation: the reference's half-image grid (for video,
+        each box inflated into ``replicates`` tubes)."""
+        boxes = grid_init_rois(self.num_tokens)
+        return boxes if self.ndim == 2 else tube_rois(boxes, self.replicates)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -213,15 +359,18 @@ class SparseFormer(BaseModule):
         """Parameter names that must not be decayed (timm convention)."""
         return {'initial_roi.weight'}
 
-    input_layout = '(B, 3, H, W)'
+    def set_loss_scale(self, scale: float) -> None:
+        """The AMP loss scale the next backward multiplies the loss by, so
+        that the sampling-coordinate gradient clip scales with it (set by
+        ``SamplingGradScaleHook`` before each training iteration)."""
+        self.loss_scale = float(scale)
+        self._loss_scale_managed = True
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() != self.ndim + 2 or x.shape[1] != 3:
             raise ValueError(
                 f'{type(self).__name__} takes {self.input_layout} RGB input, '
                 f'got shape {tuple(x.shape)}.{self._layout_hint}')
-
-    _layout_hint = ''
 
     def _check_loss_scale(self, x: Tensor) -> None:
         dev = x.device.type
@@ -245,15 +394,26 @@ class SparseFormer(BaseModule):
         feat = self.feat_extractor(inputs)
         B = inputs.shape[0]
         tokens = promote_half(self.initial_embedding.weight).unsqueeze(
-            0).expand(B, -1, -1)
+            0).expand(B, self.num_total_tokens, -1)
         rois = promote_half(self.initial_roi.weight).unsqueeze(0).expand(
             B, -1, -1)
-        trace = [] if return_trace else None
-        for layer in self.layers:
+        state = TokenState(feat, tokens, rois, self.loss_scale,
+                           [] if return_trace else None)
+        for i, layer in enumerate(self.layers):
+            if i == self.cls_token_layer:
+                cls = promote_half(self.cls_embedding.weight).to(
+                    state.tokens.dtype).unsqueeze(0).expand(B, -1, -1)
+                state.tokens = torch.cat([cls, state.tokens], dim=1)
+                state.num_prefix = 1
             if isinstance(layer, SparseFormerUnit):
-                tokens, rois = layer(feat, tokens, rois, self.loss_scale, trace)
+                state = layer(state)
             else:
-                tokens = layer(tokens)
+                state.tokens = layer(state.tokens)
         if return_trace:
-            return dict(tokens=tokens, rois=rois, passes=trace)
-        return (tokens, )
+            return dict(tokens=state.tokens, rois=state.rois,
+                        passes=state.trace)
+        return (state.tokens, )
+
+
+def _given(value, default):
+    return default if value is None else value

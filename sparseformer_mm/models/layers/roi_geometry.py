@@ -4,6 +4,8 @@ A RoI with ``ndim`` spatial dimensions is stored as its two corners
 ``(lo_1, ..., lo_ndim, hi_1, ..., hi_ndim)`` in normalised [0, 1] coordinates:
 ``(x1, y1, x2, y2)`` for images and ``(x1, y1, t1, x2, y2, t2)`` for video.
 """
+import math
+
 import torch
 from torch import Tensor
 
@@ -120,3 +122,23 @@ def grid_init_offsets(num_points: int, ndim: int = 2) -> Tensor:
     pts = [xs.reshape(-1), ys.reshape(-1)]
     pts += [torch.zeros(num_points)] * (ndim - 2)
     return torch.stack(pts, dim=-1).reshape(-1)
+
+
+@torch.no_grad()
+def roi_sincos(roi: Tensor, dims: int, max_temperature: float = 128.0) -> Tensor:
+    """Sinusoidal encoding of box corners, ``(..., 4) -> (..., dims)``.
+
+    Each corner value (times pi) is multiplied by ``dims // 4`` frequencies
+    ``exp(linspace(0, ln max_temperature))``; the sines of the even-indexed
+    and the cosines of the odd-indexed products are concatenated per corner
+    (the bootstrapped SparseFormers' ``pe_inject``, after the authors'
+    ``modeling.py``). Tubes are encoded by their spatial corners.
+    """
+    if roi.shape[-1] == 6:
+        roi = roi[..., [0, 1, 3, 4]]
+    roi = promote_half(roi) * math.pi
+    freqs = torch.linspace(0, math.log(max_temperature), dims // 4,
+                           dtype=roi.dtype, device=roi.device).exp()
+    angles = roi.unsqueeze(-1) * freqs
+    return torch.cat([angles[..., 0::2].sin(), angles[..., 1::2].cos()],
+                     dim=-1).flatten(-2)

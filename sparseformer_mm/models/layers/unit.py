@@ -1,9 +1,15 @@
 """The SparseFormer unit: a list of ops applied to latent tokens and their RoIs.
 
+Ops live in a table, ``OPS``: name -> ``Op(build, apply, reset)``. ``build``
+creates the op's modules on the unit (under the released weights' names),
+``apply`` updates the running :class:`TokenState`, and ``reset`` gives the
+op's modules their reference initialisation after the generic one. A new
+kind of op is one function triple and one entry.
+
 One implementation serves images (``ndim=2``: boxes, bilinear sampling) and
 video (``ndim=3``: tubes, trilinear sampling).
 """
-from typing import List, Optional, Sequence, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -11,10 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .adaptive_mixing import AdaptiveMixing
-from .roi_geometry import grid_init_offsets, make_sampling_points, roi_adjust
+from .roi_geometry import (grid_init_offsets, make_sampling_points,
+                           roi_adjust, roi_sincos)
 from .sampling import sample_points
 
-OPS = ('attn', 'roi_adj', 'sampling', 'mlp')
 FOCUS_OPS = ('attn', 'roi_adj', 'sampling', 'mlp')
 CORTEX_OPS = ('attn', 'mlp')
 
@@ -26,6 +32,14 @@ def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
     keep = 1.0 - p
     mask = x.new_empty((x.shape[0], ) + (1, ) * (x.dim() - 1)).bernoulli_(keep)
     return x * mask / keep
+
+
+def quick_gelu(x: Tensor) -> Tensor:
+    """CLIP's GELU approximation ``x * sigmoid(1.702 x)``."""
+    return x * torch.sigmoid(1.702 * x)
+
+
+ACTIVATIONS = {'gelu': F.gelu, 'quick_gelu': quick_gelu}
 
 
 class Attention(nn.Module):
@@ -49,15 +63,177 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    """Linear -> GELU -> Linear."""
+    """Linear -> activation (``'gelu'`` or ``'quick_gelu'``) -> Linear."""
 
-    def __init__(self, embed_dims: int, hidden_dims: int):
+    def __init__(self, embed_dims: int, hidden_dims: int, act: str = 'gelu'):
         super().__init__()
+        if act not in ACTIVATIONS:
+            raise ValueError(f"mlp_act '{act}' is not one of "
+                             f'{sorted(ACTIVATIONS)}')
+        self.act = act
         self.fc1 = nn.Linear(embed_dims, hidden_dims)
         self.fc2 = nn.Linear(hidden_dims, embed_dims)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+        return self.fc2(ACTIVATIONS[self.act](self.fc1(x)))
+
+
+class TokenState:
+    """What the ops of a unit read and update.
+
+    Attributes:
+        feat (Tensor): stem features ``(B, C, [T,] H, W)``.
+        tokens (Tensor): ``(B, num_prefix + N, d)``; the first
+            ``num_prefix`` are tokens without a RoI (a class token).
+        rois (Tensor): ``(B, N, 2*ndim)`` corners of the latent tokens.
+        loss_scale (float): AMP loss scale for the coordinate-grad clip.
+        trace (list, optional): per sampling pass, its ``rois`` and
+            ``points``, when the caller asked for them.
+    """
+
+    def __init__(self, feat: Tensor, tokens: Tensor, rois: Tensor,
+                 loss_scale: float = 1.0, trace: Optional[List[dict]] = None):
+        self.feat, self.tokens, self.rois = feat, tokens, rois
+        self.loss_scale, self.trace = loss_scale, trace
+        self.num_prefix = 0
+
+    @property
+    def latent(self) -> Tensor:
+        """The tokens that carry RoIs."""
+        return self.tokens[:, self.num_prefix:] if self.num_prefix \
+            else self.tokens
+
+    def add_latent(self, update: Tensor) -> None:
+        """Residual update of the RoI-carrying tokens only."""
+        if self.num_prefix:
+            prefix = self.tokens[:, :self.num_prefix]
+            self.tokens = torch.cat([prefix, self.latent + update], dim=1)
+        else:
+            self.tokens = self.tokens + update
+
+
+class Op(NamedTuple):
+    """One kind of op: ``build(unit)``, ``apply(unit, state, drop_rate)``
+    and an optional ``reset(unit)`` (reference init of its modules)."""
+    build: Callable[['SparseFormerUnit'], None]
+    apply: Callable[['SparseFormerUnit', TokenState, float], None]
+    reset: Optional[Callable[['SparseFormerUnit'], None]] = None
+
+
+def _norm(unit: 'SparseFormerUnit') -> nn.LayerNorm:
+    return nn.LayerNorm(unit.embed_dims, eps=unit.eps)
+
+
+def _reset_head(norm: nn.LayerNorm, last: nn.Linear, dims: int) -> None:
+    """Heads that move RoIs and points start still: unit-norm LN, zero
+    output weight."""
+    norm.weight.fill_(dims ** -0.5)
+    norm.bias.zero_()
+    last.weight.zero_()
+
+
+# attn: pre-LN multi-head self-attention, residual.
+def _build_attn(unit):
+    unit.norm1 = _norm(unit)
+    unit.attn = Attention(unit.embed_dims, unit.num_heads)
+
+
+def _apply_attn(unit, s, p):
+    s.tokens = s.tokens + drop_path(unit.attn(unit.norm1(s.tokens)), p,
+                                    unit.training)
+
+
+# mlp: pre-LN MLP, residual.
+def _build_mlp(unit):
+    unit.norm2 = _norm(unit)
+    unit.mlp = Mlp(unit.embed_dims, unit.embed_dims * unit.mlp_ratio,
+                   unit.mlp_act)
+
+
+def _apply_mlp(unit, s, p):
+    s.tokens = s.tokens + drop_path(unit.mlp(unit.norm2(s.tokens)), p,
+                                    unit.training)
+
+
+# roi_adj: a head predicts 2*ndim deltas that move and rescale the RoIs.
+def _build_roi_adj(unit):
+    out = 2 * unit.ndim
+    d = unit.embed_dims
+    if unit.roi_adj_head == 'linear':
+        layers = [_norm(unit), nn.Linear(d, out, bias=False)]
+    elif unit.roi_adj_head == 'mlp':
+        layers = [_norm(unit), nn.Linear(d, d), nn.GELU(),
+                  nn.Linear(d, out, bias=False)]
+    else:
+        raise ValueError(f"roi_adj_head '{unit.roi_adj_head}' is not one of "
+                         "['linear', 'mlp']")
+    unit.roi_adjust_module = nn.Sequential(*layers)
+
+
+def _apply_roi_adj(unit, s, p):
+    delta = unit.roi_adjust_module(s.latent)
+    if unit.roi_adj_head == 'linear':  # the reference drops the linear head
+        delta = drop_path(delta, p, unit.training)
+    s.rois = roi_adjust(s.rois, delta)
+
+
+def _reset_roi_adj(unit):
+    head = unit.roi_adjust_module
+    _reset_head(head[0], head[-1], unit.embed_dims)
+
+
+# sampling: points inside the RoI, features sampled there, decoded by
+# adaptive mixing, residual.
+def _build_sampling(unit):
+    d, P = unit.embed_dims, unit.num_points
+    unit.roi_offset_module = nn.Sequential(
+        _norm(unit), nn.Linear(d, P * unit.ndim, bias=False))
+    unit.roi_offset_bias = nn.Parameter(torch.zeros(P * unit.ndim))
+    unit.adaptive_mixing = AdaptiveMixing(
+        d, unit.feat_channels, P, inner_dims=unit.mixing_inner_dims,
+        out_points=unit.mixing_out_points, bias=unit.mixing_bias)
+
+
+def _apply_sampling(unit, s, p):
+    latent = s.latent
+    offset = unit.roi_offset_module(latent) + unit.roi_offset_bias
+    points = make_sampling_points(s.rois, offset)
+    sampled = sample_points(
+        s.feat, points, clip_grad=unit.clip_sampling_grad and unit.training,
+        loss_scale=s.loss_scale, padding_mode=unit.padding_mode)
+    s.add_latent(drop_path(unit.adaptive_mixing(sampled, latent), p,
+                           unit.training))
+    if s.trace is not None:
+        s.trace.append(dict(rois=s.rois.detach(), points=points.detach()))
+
+
+def _reset_sampling(unit):
+    _reset_head(unit.roi_offset_module[0], unit.roi_offset_module[1],
+                unit.embed_dims)
+    unit.roi_offset_bias.copy_(grid_init_offsets(unit.num_points, unit.ndim))
+    unit.adaptive_mixing.reset_special()
+
+
+# pe_inject: a sinusoidal encoding of the RoI, LN -> Linear, added.
+def _build_pe_inject(unit):
+    unit.pe_transition = nn.Sequential(
+        _norm(unit), nn.Linear(unit.embed_dims, unit.embed_dims))
+
+
+def _apply_pe_inject(unit, s, p):
+    pe = roi_sincos(s.rois, unit.embed_dims).to(s.tokens.dtype)
+    s.add_latent(unit.pe_transition(pe))
+
+
+# Table order is build order: modules draw their default init from the
+# global RNG when built, so a fixed seed gives the same weights as before.
+OPS: Dict[str, Op] = {
+    'attn': Op(_build_attn, _apply_attn),
+    'roi_adj': Op(_build_roi_adj, _apply_roi_adj, _reset_roi_adj),
+    'sampling': Op(_build_sampling, _apply_sampling, _reset_sampling),
+    'mlp': Op(_build_mlp, _apply_mlp),
+    'pe_inject': Op(_build_pe_inject, _apply_pe_inject),
+}
 
 
 class SparseFormerUnit(nn.Module):
@@ -65,8 +241,7 @@ class SparseFormerUnit(nn.Module):
 
     Args:
         embed_dims (int): token width.
-        ops (Sequence[str]): ops in order, from ``'attn'``, ``'roi_adj'``,
-            ``'sampling'``, ``'mlp'``.
+        ops (Sequence[str]): ops in order, keys of ``OPS``.
         ndim (int): spatial dimensions of RoIs: 2 (boxes) or 3 (tubes).
             Defaults to 2.
         feat_channels (int): channels of the sampled feature map.
@@ -74,6 +249,7 @@ class SparseFormerUnit(nn.Module):
         num_points (int): sampling points per token. Defaults to 36.
         num_heads (int): attention heads. Defaults to 64.
         mlp_ratio (int): MLP hidden ratio. Defaults to 4.
+        mlp_act (str): ``'gelu'`` or ``'quick_gelu'``. Defaults to 'gelu'.
         repeats (int): times the unit is applied. Defaults to 1.
         drop_path (float | Sequence[float]): stochastic depth rate, one per
             repeat. Defaults to 0.
@@ -82,6 +258,17 @@ class SparseFormerUnit(nn.Module):
             coordinates to one feature cell (scaled by the AMP loss scale).
             Defaults to True.
         padding_mode (str): feature sampling padding. Defaults to 'zeros'.
+        roi_adj_head (str): ``'linear'`` (LN -> Linear) or ``'mlp'``
+            (LN -> Linear -> GELU -> Linear, no drop-path on its output).
+            Defaults to 'linear'.
+        mixing_inner_dims (int, optional): adaptive-mixing generator width.
+            Defaults to ``embed_dims // 4``.
+        mixing_out_points (int, optional): adaptive-mixing output points.
+            Defaults to ``num_points``.
+        mixing_bias (bool): adaptive-mixing biases. Defaults to True.
+        stage_embed (bool): add a learned embedding per repeat
+            (``stage_embedding``, one row a repeat) before each repeat.
+            Defaults to False.
     """
 
     def __init__(self,
@@ -92,111 +279,65 @@ class SparseFormerUnit(nn.Module):
                  num_points: int = 36,
                  num_heads: int = 64,
                  mlp_ratio: int = 4,
+                 mlp_act: str = 'gelu',
                  repeats: int = 1,
                  drop_path: Union[float, Sequence[float]] = 0.0,
                  eps: float = 1e-6,
                  clip_sampling_grad: bool = True,
-                 padding_mode: str = 'zeros'):
+                 padding_mode: str = 'zeros',
+                 roi_adj_head: str = 'linear',
+                 mixing_inner_dims: Optional[int] = None,
+                 mixing_out_points: Optional[int] = None,
+                 mixing_bias: bool = True,
+                 stage_embed: bool = False):
         super().__init__()
         unknown = [op for op in ops if op not in OPS]
         if unknown:
-            raise ValueError(f'unknown ops {unknown}; choose from {OPS}')
+            raise ValueError(f'unknown ops {unknown}; choose from {list(OPS)}')
         if ndim not in (2, 3):
             raise ValueError(f'ndim must be 2 or 3, got {ndim}')
         self.embed_dims = embed_dims
         self.ops = tuple(ops)
         self.ndim = ndim
+        self.feat_channels = feat_channels
         self.num_points = num_points
+        self.num_heads = num_heads
+        self.mlp_ratio = mlp_ratio
+        self.mlp_act = mlp_act
         self.repeats = repeats
+        self.eps = eps
+        self.clip_sampling_grad = clip_sampling_grad
+        self.padding_mode = padding_mode
+        self.roi_adj_head = roi_adj_head
+        self.mixing_inner_dims = mixing_inner_dims
+        self.mixing_out_points = mixing_out_points
+        self.mixing_bias = mixing_bias
         if isinstance(drop_path, (int, float)):
             drop_path = [float(drop_path)] * repeats
         if len(drop_path) != repeats:
             raise ValueError(f'{len(drop_path)} drop-path rates for '
                              f'{repeats} repeats')
         self.drop_path_rates = [float(p) for p in drop_path]
-        self.clip_sampling_grad = clip_sampling_grad
-        self.padding_mode = padding_mode
-
-        if 'attn' in ops:
-            self.norm1 = nn.LayerNorm(embed_dims, eps=eps)
-            self.attn = Attention(embed_dims, num_heads)
-        if 'roi_adj' in ops:
-            self.roi_adjust_module = nn.Sequential(
-                nn.LayerNorm(embed_dims, eps=eps),
-                nn.Linear(embed_dims, 2 * ndim, bias=False))
-        if 'sampling' in ops:
-            self.roi_offset_module = nn.Sequential(
-                nn.LayerNorm(embed_dims, eps=eps),
-                nn.Linear(embed_dims, num_points * ndim, bias=False))
-            self.roi_offset_bias = nn.Parameter(torch.zeros(num_points * ndim))
-            self.adaptive_mixing = AdaptiveMixing(
-                embed_dims, feat_channels, num_points)
-        if 'mlp' in ops:
-            self.norm2 = nn.LayerNorm(embed_dims, eps=eps)
-            self.mlp = Mlp(embed_dims, embed_dims * mlp_ratio)
+        # Each kind of op once, in table order.
+        for op in sorted(set(self.ops), key=list(OPS).index):
+            OPS[op].build(self)
+        self.stage_embedding = nn.Embedding(repeats, embed_dims) \
+            if stage_embed else None
 
     @torch.no_grad()
     def reset_special(self) -> None:
         """Reference init of the heads that move RoIs and points (applied
         after the generic Linear/LayerNorm init)."""
-        heads = []
-        if 'roi_adj' in self.ops:
-            heads.append(self.roi_adjust_module)
-        if 'sampling' in self.ops:
-            heads.append(self.roi_offset_module)
-            self.roi_offset_bias.copy_(
-                grid_init_offsets(self.num_points, self.ndim))
-            self.adaptive_mixing.reset_special()
-        for norm, linear in heads:
-            norm.weight.fill_(self.embed_dims ** -0.5)
-            norm.bias.zero_()
-            linear.weight.zero_()
+        for op in dict.fromkeys(self.ops):
+            if OPS[op].reset is not None:
+                OPS[op].reset(self)
 
-    def _sample_and_mix(self, feat: Tensor, tokens: Tensor, rois: Tensor,
-                        loss_scale: float):
-        offset = self.roi_offset_module(tokens) + self.roi_offset_bias
-        points = make_sampling_points(rois, offset)
-        sampled = sample_points(
-            feat, points, clip_grad=self.clip_sampling_grad and self.training,
-            loss_scale=loss_scale, padding_mode=self.padding_mode)
-        return self.adaptive_mixing(sampled, tokens), points
-
-    def forward(self,
-                feat: Tensor,
-                tokens: Tensor,
-                rois: Tensor,
-                loss_scale: float = 1.0,
-                trace: Optional[List[dict]] = None):
-        """Apply the unit ``repeats`` times.
-
-        Args:
-            feat (Tensor): stem features ``(B, C, [T,] H, W)``.
-            tokens (Tensor): ``(B, N, d)``.
-            rois (Tensor): ``(B, N, 2*ndim)`` corners.
-            loss_scale (float): AMP loss scale for the coordinate-grad clip.
-            trace (list, optional): if given, one dict with the ``rois`` and
-                sampling ``points`` of each sampling pass is appended.
-
-        Returns:
-            tuple[Tensor, Tensor]: updated tokens and RoIs.
-        """
-        for p in self.drop_path_rates:
+    def forward(self, state: TokenState) -> TokenState:
+        """Apply the unit ``repeats`` times to ``state`` (updated in place
+        and returned)."""
+        for i, p in enumerate(self.drop_path_rates):
+            if self.stage_embedding is not None:
+                state.tokens = state.tokens + self.stage_embedding.weight[i]
             for op in self.ops:
-                if op == 'attn':
-                    tokens = tokens + drop_path(
-                        self.attn(self.norm1(tokens)), p, self.training)
-                elif op == 'mlp':
-                    tokens = tokens + drop_path(
-                        self.mlp(self.norm2(tokens)), p, self.training)
-                elif op == 'roi_adj':
-                    delta = drop_path(self.roi_adjust_module(tokens), p,
-                                      self.training)
-                    rois = roi_adjust(rois, delta)
-                else:  # sampling
-                    mixed, points = self._sample_and_mix(
-                        feat, tokens, rois, loss_scale)
-                    tokens = tokens + drop_path(mixed, p, self.training)
-                    if trace is not None:
-                        trace.append(dict(rois=rois.detach(),
-                                          points=points.detach()))
-        return tokens, rois
+                OPS[op].apply(self, state, p)
+        return state

@@ -4,8 +4,9 @@ import pytest
 import torch
 from mmpretrain.registry import MODELS
 
-from sparseformer_mm.models import SparseFormer
-from sparseformer_mm.utils import build_classifier
+from mmpretrain.structures import DataSample
+
+from sparseformer_mm.models import SparseFormer, build_classifier
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 NANO = dict(num_tokens=16, focus_dims=64, cortex_dims=128, cortex_depth=2,
@@ -42,7 +43,7 @@ def test_classifier_parameter_counts(arch, millions):
 
 
 def test_aliases_and_bad_arch():
-    assert SparseFormer._parse_arch('T') == SparseFormer.arch_zoo['tiny']
+    assert SparseFormer.parse_arch('T') == SparseFormer.parse_arch('tiny')
     with pytest.raises(ValueError, match="arch 'tinny' is not one of"):
         SparseFormer(arch='tinny')
     with pytest.raises(ValueError, match='exactly the keys'):
@@ -150,3 +151,96 @@ def test_rois_excluded_from_weight_decay():
     assert decay['backbone.layers.0.attn.qkv.bias'] == 0
     assert decay['backbone.layers.0.attn.qkv.weight'] == 0.05
     assert decay['backbone.initial_embedding.weight'] == 0.05
+
+
+# A layer stack no zoo entry has: a stage embedding on the shared-weight
+# focusing unit, the bootstrapped op order with pe_inject, sampling in the
+# first two cortex blocks, a class token before the plain blocks, CLIP's
+# QuickGELU in the plain blocks, an MLP RoI head, border padding, mixing
+# without biases. The class token enters before the sampling blocks, so RoI
+# ops must leave it alone.
+NEW_ARCH = dict(
+    num_tokens=9, num_points=9, feat_channels=24, shared_embedding=True,
+    stages=[
+        dict(width=48, ops=('sampling', 'pe_inject', 'attn', 'mlp',
+                            'roi_adj'), repeats=3, stage_embed=True,
+             roi_adj_head='mlp', padding_mode='border', mixing_bias=False,
+             mixing_inner_dims=16, mixing_out_points=12, head_dims=16),
+        dict(width=64, ops=('attn', 'roi_adj', 'sampling', 'mlp'), depth=2,
+             transition_norm=False, num_heads=4, cls_token=True),
+        dict(width=64, ops=('attn', 'mlp'), depth=2,
+             mlp_act='quick_gelu', head_dims=16, eps=1e-5),
+    ])
+
+
+def test_new_arch_from_data_builds_and_trains_a_step():
+    torch.manual_seed(0)
+    model = build_classifier(NEW_ARCH, 3)
+    bb = model.backbone
+    assert [type(m).__name__ for m in bb.layers] == [
+        'SparseFormerUnit', 'Sequential', 'SparseFormerUnit',
+        'SparseFormerUnit', 'SparseFormerUnit', 'SparseFormerUnit']
+    assert len(bb.layers[1]) == 1  # transition without LayerNorm
+    assert bb.cls_token_layer == 2 and bb.cls_embedding.weight.shape == (1, 64)
+    assert bb.initial_embedding.weight.shape == (1, 48)  # shared
+    unit0 = bb.layers[0]
+    assert unit0.stage_embedding.weight.shape == (3, 48)
+    assert unit0.attn.num_heads == 3 and bb.layers[2].attn.num_heads == 4
+    assert unit0.adaptive_mixing.m_beta is None
+    assert unit0.adaptive_mixing.out_proj.in_features == 24 * 12
+    assert len(unit0.roi_adjust_module) == 4
+    assert bb.layers[5].mlp.act == 'quick_gelu'
+    assert bb.layers[5].norm1.eps == 1e-5 and unit0.norm1.eps == 1e-6
+    x = torch.randn(4, 3, 48, 64)
+    trace = bb(x, return_trace=True)
+    assert trace['tokens'].shape == (4, 1 + 9, 64)
+    assert len(trace['passes']) == 3 + 2  # 3 repeats + 2 sampling blocks
+    # padding_mode reached the sampling of the first stage only
+    assert unit0.padding_mode == 'border'
+    assert bb.layers[2].padding_mode == 'zeros'
+
+    labels = torch.tensor([0, 1, 2, 1])
+    data = dict(inputs=x, data_samples=[
+        DataSample().set_gt_label(int(y)) for y in labels])
+    # plain gradient descent: a small step along -grad lowers the loss
+    optim = torch.optim.SGD(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(2):
+        loss = model(**model.data_preprocessor(data, True), mode='loss')
+        total = sum(loss.values())
+        losses.append(total.item())
+        optim.zero_grad()
+        total.backward()
+        if not losses[1:]:  # every parameter is on the loss's graph
+            no_grad = [n for n, p in model.named_parameters()
+                       if p.grad is None]
+            assert not no_grad, no_grad
+            # the still-zero heads that move RoIs and points learn
+            for unit in (bb.layers[0], bb.layers[2]):
+                assert unit.roi_adjust_module[-1].weight.grad.abs().sum() > 0
+                assert unit.roi_offset_module[1].weight.grad.abs().sum() > 0
+        optim.step()
+    assert losses[1] < losses[0]
+
+
+def test_arch_errors_name_the_stage_and_option():
+    bad = dict(NEW_ARCH, stages=[dict(width=32, ops=('attn', 'gate'))])
+    with pytest.raises(ValueError, match=r"stages\[0\]: unknown ops \['gate'\]"):
+        SparseFormer(arch=bad)
+    bad = dict(NEW_ARCH, stages=[dict(width=32, ops=('attn', ), heads=2)])
+    with pytest.raises(ValueError, match=r"stages\[0\]: unknown options "
+                                         r"\['heads'\]"):
+        SparseFormer(arch=bad)
+    with pytest.raises(ValueError, match='set num_heads or head_dims'):
+        SparseFormer(arch=dict(NEW_ARCH, stages=[dict(
+            width=32, ops=('sampling', ), num_heads=2, head_dims=16)]))
+
+
+def test_zoo_entries_are_stage_lists_and_short_form_is_the_same_model():
+    tiny = SparseFormer.arch_zoo['tiny']
+    assert [st['width'] for st in tiny['stages']] == [256, 512, 512]
+    assert [st.get('repeats', 1) for st in tiny['stages']] == [4, 1, 1]
+    short = dict(num_tokens=49, focus_dims=256, cortex_dims=512,
+                 cortex_depth=8, num_points=36)
+    assert SparseFormer.parse_arch(short) == SparseFormer.parse_arch('tiny')
+    assert SparseFormer.arch_name(short) == "'tiny'"

@@ -8,8 +8,9 @@ from mmaction.registry import MODELS
 from mmengine.registry import DefaultScope
 
 from reference_forward import random_released_state_dict
-from sparseformer_mm.models import VideoSparseFormer, inflate_image_state_dict
-from sparseformer_mm.utils import build_classifier, convert_sparseformer
+from sparseformer_mm.checkpoint_formats import inflate_image_state_dict
+from sparseformer_mm.models import VideoSparseFormer
+from sparseformer_mm.models import build_classifier, convert_sparseformer
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 NANO = dict(num_tokens=9, focus_dims=64, cortex_dims=128, cortex_depth=2,
@@ -189,7 +190,8 @@ def test_video_checkpoint_with_other_replicates_names_them(tmp_path):
 
 def test_heads_that_do_not_divide_the_widths_say_what_to_set():
     with pytest.raises(ValueError, match='num_heads=64 does not divide '
-                                         'focus_dims=32.*e.g. 32'):
+                                         'the stage width=32.*'
+                                         'model.backbone.num_heads.*e.g. 32'):
         VideoSparseFormer(arch=dict(NANO, focus_dims=32, cortex_dims=96),
                           replicates=2)
 
@@ -199,3 +201,78 @@ def test_unknown_arch_lists_the_valid_ones():
                                          r"\['b', 'base', 's', 'small', 't', "
                                          r"'tiny'\]"):
         VideoSparseFormer(arch='smal', replicates=2)
+
+
+def _perturbed_image_weights(arch, seed=0):
+    """An image SparseFormer's backbone weights with every head moving
+    (the reference init leaves RoI and offset heads at zero)."""
+    from sparseformer_mm.models import SparseFormer
+    torch.manual_seed(seed)
+    image = SparseFormer(arch=arch).eval()
+    with torch.no_grad():
+        for name, p in image.named_parameters():
+            if name.endswith('weight') and p.dim() == 2:
+                p.add_(torch.randn_like(p) * 0.05)
+    return image
+
+
+def test_every_way_of_loading_image_weights_inflates(tmp_path):
+    image = _perturbed_image_weights(NANO)
+    expected = inflate_image_state_dict(image.state_dict(), 3)
+    ckpt = tmp_path / 'image.pth'
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in
+                               image.state_dict().items()}, 'meta': {}}, ckpt)
+
+    def check(video):
+        for k, v in video.state_dict().items():
+            assert torch.equal(v, expected[k]), k
+
+    # a plain load_state_dict of the backbone, strict
+    video = VideoSparseFormer(arch=NANO, replicates=3)
+    video.load_state_dict(image.state_dict(), strict=True)
+    check(video)
+    # load_from: mmengine's load_checkpoint on the whole recognizer
+    from mmengine.runner import load_checkpoint
+    model = recognizer(NANO, 3)
+    load_checkpoint(model, str(ckpt), strict=False, logger='silent')
+    check(model.backbone)
+    # init_cfg Pretrained with the backbone's prefix
+    model = recognizer(NANO, 3, init_cfg=dict(
+        type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
+    model.init_weights()
+    check(model.backbone)
+    # video weights load unchanged
+    again = VideoSparseFormer(arch=NANO, replicates=3)
+    again.load_state_dict(video.state_dict(), strict=True)
+    check(again)
+
+
+# Bootstrapped-style layer stack (stage embeddings, pe_inject, an MLP RoI
+# head, a shared embedding, border padding, bias-free mixing) without a class
+# token: attention over R identical copies of every token equals attention
+# over one, so a static clip must give the image output.
+STAGED = dict(
+    num_tokens=9, num_points=9, feat_channels=16, shared_embedding=True,
+    stages=[
+        dict(width=32, ops=('sampling', 'pe_inject', 'attn', 'mlp',
+                            'roi_adj'), repeats=2, stage_embed=True,
+             roi_adj_head='mlp', padding_mode='border', mixing_bias=False,
+             head_dims=16),
+        dict(width=48, ops=('sampling', 'pe_inject'), transition_norm=False),
+        dict(width=48, ops=('attn', 'mlp'), depth=2, head_dims=16,
+             mlp_act='quick_gelu'),
+    ])
+
+
+def test_staged_arch_static_clip_reproduces_image_model():
+    image = _perturbed_image_weights(STAGED, seed=1)
+    video = VideoSparseFormer(arch=STAGED, replicates=4).eval()
+    video.load_state_dict(image.state_dict(), strict=True)
+    x = torch.randn(2, 3, 40, 56)
+    with torch.no_grad():
+        (want, ) = image(x)
+        (got, ) = video(x[:, :, None].expand(-1, -1, 6, -1, -1))
+    for k in range(4):
+        torch.testing.assert_close(got[:, k * 9:(k + 1) * 9], want,
+                                   atol=1e-5, rtol=1e-4)
+    assert want.std() > 0.1

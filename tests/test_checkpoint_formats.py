@@ -7,9 +7,9 @@ import torch
 
 from reference_forward import (random_released_state_dict,
                                reference_logits)
-from sparseformer_mm.utils import build_classifier, convert_sparseformer
+from sparseformer_mm.models import build_classifier, convert_sparseformer
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(REPO, 'tools/model_converters/sparseformer_to_mm.py')
 
 # Original training code names (reference doc, section 2), new -> old.
@@ -142,7 +142,7 @@ def test_build_classifier_after_an_mmaction_scope():
     """A script that ran an mmaction2 Runner first leaves its scope current;
     building the image classifier must not depend on that."""
     from mmengine.registry import DefaultScope
-    from sparseformer_mm.utils import build_classifier
+    from sparseformer_mm.models import build_classifier
     arch = dict(num_tokens=4, focus_dims=64, cortex_dims=128, cortex_depth=1,
                 num_points=4)
     with DefaultScope.overwrite_default_scope('mmaction'):
