@@ -1,4 +1,4 @@
-"""Token pooling neck: mean over latent tokens, then LayerNorm."""
+"""Token pooling neck: mean over tokens (or the class token), then LayerNorm."""
 from typing import Tuple, Union
 
 import torch.nn as nn
@@ -10,7 +10,8 @@ from torch import Tensor
 
 @PRETRAIN_MODELS.register_module()
 class TokenPooling(BaseModule):
-    """Average the latent tokens and normalise: ``(B, N, C) -> (B, C)``.
+    """Average the tokens (or take the class token) and normalise:
+    ``(B, N, C) -> (B, C)``.
 
     Holds the reference model's final ``norm``, so that this neck followed by
     a linear head (``LinearClsHead`` in mmpretrain) carries exactly the
@@ -19,11 +20,17 @@ class TokenPooling(BaseModule):
     Args:
         in_channels (int): token width.
         eps (float): LayerNorm eps. Defaults to 1e-6.
+        pool (str): ``'mean'`` over all tokens, or ``'cls'``: token 0, for
+            an arch that inserts a class token. Defaults to 'mean'.
         init_cfg (dict, optional): mmengine init config.
     """
 
-    def __init__(self, in_channels: int, eps: float = 1e-6, init_cfg=None):
+    def __init__(self, in_channels: int, eps: float = 1e-6,
+                 pool: str = 'mean', init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        if pool not in ('mean', 'cls'):
+            raise ValueError(f"pool must be 'mean' or 'cls', got {pool!r}")
+        self.pool = pool
         self.norm = nn.LayerNorm(in_channels, eps=eps)
 
     def forward(self, inputs: Union[Tensor, Tuple[Tensor]]) -> Tuple[Tensor]:
@@ -35,7 +42,8 @@ class TokenPooling(BaseModule):
                 'dim tokens; set the neck\'s in_channels and the head\'s '
                 f'in_channels to {tokens.shape[-1]} (the backbone arch\'s '
                 'cortex_dims).')
-        return (self.norm(tokens.mean(dim=1)), )
+        pooled = tokens[:, 0] if self.pool == 'cls' else tokens.mean(dim=1)
+        return (self.norm(pooled), )
 
 
 @ACTION_MODELS.register_module(name='TokenPooling')

@@ -31,3 +31,13 @@ def test_width_mismatch_says_what_to_set():
     from sparseformer_mm.models.necks.token_pooling import TokenPooling
     with pytest.raises(ValueError, match="in_channels to 640"):
         TokenPooling(512)(torch.randn(2, 64, 640))
+
+
+def test_cls_pooling_takes_token_zero():
+    neck = MODELS.build(dict(type='TokenPooling', in_channels=8, pool='cls'))
+    x = torch.randn(2, 5, 8)
+    (out, ) = neck(x)
+    torch.testing.assert_close(out, F.layer_norm(x[:, 0], (8, ), eps=1e-6))
+    import pytest
+    with pytest.raises(ValueError, match="pool must be 'mean' or 'cls'"):
+        MODELS.build(dict(type='TokenPooling', in_channels=8, pool='max'))
