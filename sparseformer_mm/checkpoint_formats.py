@@ -24,6 +24,7 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .archs import CORTEX_OPS, FOCUS_OPS, btsp_arch
 from .checkpoint_safety import load_weights_only
 
 StateDict = Dict[str, Tensor]
@@ -45,8 +46,6 @@ LEGACY_RENAMES = (
     ('head.classifier', 'proj'),
 )
 
-FOCUS_OPS = ('attn', 'roi_adj', 'sampling', 'mlp')
-CORTEX_OPS = ('attn', 'mlp')
 STEM_WEIGHT = 'feat_extractor.conv1.weight'
 
 
@@ -148,6 +147,13 @@ def infer_arch(sd: StateDict, src: str = '<checkpoint>') -> dict:
         raise ValueError(f'{src} has no sampling unit (no '
                          'layers.N.roi_offset_bias): not a SparseFormer '
                          'checkpoint.')
+    if 'cls_embedding.weight' in sd and len(stages) >= 3 \
+            and 'pe_inject' in stages[0]['ops']:
+        # Bootstrapped: QuickGELU is not in the weights; CLIP's projection
+        # has no bias (when the file has a projection at all).
+        clip = 'proj.weight' in sd and 'proj.bias' not in sd
+        return btsp_arch(int(num_tokens), stages[0]['width'],
+                         stages[-1]['width'], len(stages) - 2, clip=clip)
     v1 = (len(stages) >= 2 and stages[0]['ops'] == FOCUS_OPS
           and stages[1]['ops'] == FOCUS_OPS and len(stages[0]) == 2
           and all(s['ops'] == CORTEX_OPS and len(s) == 2 for s in stages[2:])

@@ -1,6 +1,4 @@
-from .sparseformer import (STAGE_DEFAULTS, EarlyConvolution, SparseFormer,
-                           v1_stages)
+from .sparseformer import EarlyConvolution, SparseFormer
 from .video_sparseformer import VideoSparseFormer
 
-__all__ = ['STAGE_DEFAULTS', 'EarlyConvolution', 'SparseFormer',
-           'VideoSparseFormer', 'v1_stages']
+__all__ = ['EarlyConvolution', 'SparseFormer', 'VideoSparseFormer']

@@ -2,7 +2,7 @@
 import copy
 import math
 import warnings
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -11,9 +11,11 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from ...archs import (ARCH_DEFAULTS, ARCH_ZOO, ROI_INITS, SHORT_KEYS,
+                      STAGE_DEFAULTS, v1_stages)
 from ...checkpoint_formats import tube_rois
-from ..layers import (CORTEX_OPS, FOCUS_OPS, OPS, SparseFormerUnit,
-                      TokenState, grid_init_rois, promote_half)
+from ..layers import OPS, SparseFormerUnit, TokenState, grid_init_rois, \
+    promote_half
 
 
 def channel_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
@@ -75,48 +77,6 @@ class EarlyConvolution(nn.Module):
         return channel_norm(x)
 
 
-SHORT_KEYS = ('num_tokens', 'focus_dims', 'cortex_dims', 'cortex_depth',
-              'num_points')
-# Per-stage options and their defaults; ``None`` takes the backbone's
-# argument of the same name (num_heads, padding_mode, clip_sampling_grad).
-STAGE_DEFAULTS = dict(
-    repeats=1,               # shared-weight applications of each unit
-    depth=1,                 # units with their own weights
-    num_heads=None,          # attention heads, or
-    head_dims=None,          # ... width / head_dims heads
-    mlp_ratio=4,
-    mlp_act='gelu',          # or 'quick_gelu' (CLIP)
-    eps=1e-6,                # LayerNorm eps
-    padding_mode=None,       # grid_sample padding: 'zeros' or 'border'
-    clip_sampling_grad=None,
-    roi_adj_head='linear',   # or 'mlp'
-    mixing_inner_dims=None,  # adaptive-mixing generator width (d / 4)
-    mixing_out_points=None,  # adaptive-mixing output points (num_points)
-    mixing_bias=True,
-    stage_embed=False,       # a learned embedding per repeat
-    cls_token=False,         # insert a class token before this stage
-    transition_norm=True,    # LayerNorm after a width transition into it
-)
-ARCH_DEFAULTS = dict(feat_channels=None, shared_embedding=False)
-
-
-def v1_stages(focus_dims: int, cortex_dims: int, cortex_depth: int,
-              focus_repeats: int = 4) -> List[dict]:
-    """The first paper's layer stack as stages: a focusing unit applied
-    ``focus_repeats`` times, a sampling cortex block, plain cortex blocks."""
-    stages = [dict(width=focus_dims, ops=FOCUS_OPS, repeats=focus_repeats),
-              dict(width=cortex_dims, ops=FOCUS_OPS)]
-    if cortex_depth > 1:
-        stages.append(dict(width=cortex_dims, ops=CORTEX_OPS,
-                           depth=cortex_depth - 1))
-    return stages
-
-
-def _v1(num_tokens, dims, cortex, depth, points=36):
-    return dict(num_tokens=num_tokens, num_points=points,
-                stages=v1_stages(dims, cortex, depth))
-
-
 @MODELS.register_module()
 class SparseFormer(BaseModule):
     """SparseFormer: recognition with a small set of latent tokens and RoIs.
@@ -163,11 +123,7 @@ class SparseFormer(BaseModule):
     ``rois`` and, per sampling pass, its ``rois`` and sampling ``points``.
     """
     ndim = 2
-    arch_zoo = {
-        **dict.fromkeys(['t', 'tiny'], _v1(49, 256, 512, 8)),
-        **dict.fromkeys(['s', 'small'], _v1(64, 320, 640, 8)),
-        **dict.fromkeys(['b', 'base'], _v1(81, 384, 768, 10)),
-    }
+    arch_zoo = ARCH_ZOO
     input_layout = '(B, 3, H, W)'
     _layout_hint = ''
 
@@ -319,6 +275,9 @@ class SparseFormer(BaseModule):
                 raise ValueError(f'{where}: set num_heads or head_dims, '
                                  'not both')
             stages.append(st)
+        if arch.get('roi_init', 'grid') not in ROI_INITS:
+            raise ValueError(f"arch roi_init '{arch['roi_init']}' is not one "
+                             f'of {list(ROI_INITS)}')
         if sum(st['cls_token'] for st in stages) > 1:
             raise ValueError('more than one stage sets cls_token=True; a '
                              'model has one class token.')
@@ -335,7 +294,9 @@ class SparseFormer(BaseModule):
     def initial_rois(self) -> Tensor:
         """RoI initialisation: the reference's half-image grid (for video,
         each box inflated into ``replicates`` tubes)."""
-        boxes = grid_init_rois(self.num_tokens)
+        boxes = grid_init_rois(
+            self.num_tokens,
+            rest_full=self.arch_settings['roi_init'] == 'grid_rest_full')
         return boxes if self.ndim == 2 else tube_rois(boxes, self.replicates)
 
     @torch.no_grad()

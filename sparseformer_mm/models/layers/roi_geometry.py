@@ -86,25 +86,38 @@ def make_sampling_points(roi: Tensor, offset: Tensor, eps: float = 1e-5) -> Tens
     return center.unsqueeze(2) + offset * size.unsqueeze(2)
 
 
-def grid_init_rois(num_tokens: int, unit: float = 0.5) -> Tensor:
+def grid_init_rois(num_tokens: int, unit: float = 0.5,
+                   rest_full: bool = False) -> Tensor:
     """The reference RoI initialisation: an ``r x r`` grid of half-image boxes.
 
     Token ``a*r + b`` has x-index ``a`` and y-index ``b``; along each axis the
     low corner is ``i/(r-1) * (1 - unit)`` and the high corner ``lo + unit``.
 
+    Args:
+        num_tokens (int): a square ``r*r``, or any number with
+            ``rest_full``.
+        unit (float): box side. Defaults to 0.5.
+        rest_full (bool): the bootstrapped models' rule for a token count
+            that is no square: the first ``floor(sqrt(N))**2`` tokens on the
+            grid, the others on the whole image. Defaults to False.
+
     Returns:
         Tensor: ``(num_tokens, 4)`` corners.
     """
-    r = int(round(num_tokens ** 0.5))
-    if r * r != num_tokens or r < 2:
+    r = int(num_tokens ** 0.5 + 1e-9) if rest_full \
+        else int(round(num_tokens ** 0.5))
+    if r * r != num_tokens and not rest_full or r < 2:
         raise ValueError(
             f'num_tokens={num_tokens} is not a square of an integer >= 2; '
-            'the grid RoI initialisation needs e.g. 49, 64 or 81 tokens.')
+            'the grid RoI initialisation needs e.g. 49, 64 or 81 tokens '
+            "(or roi_init='grid_rest_full' in the arch).")
     steps = torch.arange(r, dtype=torch.float32) / (r - 1) * (1 - unit)
     gx = steps.view(r, 1).expand(r, r)  # x-index a varies along rows
     gy = steps.view(1, r).expand(r, r)
-    lo = torch.stack([gx, gy], dim=-1).reshape(num_tokens, 2)
-    return torch.cat([lo, lo + unit], dim=-1)
+    lo = torch.stack([gx, gy], dim=-1).reshape(r * r, 2)
+    grid = torch.cat([lo, lo + unit], dim=-1)
+    full = torch.tensor([[0.0, 0.0, 1.0, 1.0]]).expand(num_tokens - r * r, 4)
+    return torch.cat([grid, full], dim=0)
 
 
 def grid_init_offsets(num_points: int, ndim: int = 2) -> Tensor:

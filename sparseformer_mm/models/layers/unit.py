@@ -16,13 +16,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...archs import CORTEX_OPS
 from .adaptive_mixing import AdaptiveMixing
 from .roi_geometry import (grid_init_offsets, make_sampling_points,
                            roi_adjust, roi_sincos)
 from .sampling import sample_points
 
-FOCUS_OPS = ('attn', 'roi_adj', 'sampling', 'mlp')
-CORTEX_OPS = ('attn', 'mlp')
 
 
 def drop_path(x: Tensor, p: float, training: bool) -> Tensor:

@@ -198,8 +198,8 @@ def test_heads_that_do_not_divide_the_widths_say_what_to_set():
 
 def test_unknown_arch_lists_the_valid_ones():
     with pytest.raises(ValueError, match=r"arch 'smal' is not one of "
-                                         r"\['b', 'base', 's', 'small', 't', "
-                                         r"'tiny'\]"):
+                                         r"\['b', 'base', 'btsp-augreg-base', "
+                                         r".*'small', 't', 'tiny'\]"):
         VideoSparseFormer(arch='smal', replicates=2)
 
 
