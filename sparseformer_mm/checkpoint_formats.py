@@ -306,7 +306,11 @@ def convert_released(src: str, ema: bool = False) -> Tuple[dict, dict]:
     state_dict = to_mmpretrain(sd)
     num_classes = state_dict['head.fc.weight'].shape[0] \
         if 'head.fc.weight' in state_dict else 1000
-    meta = dict(arch=arch, num_classes=num_classes, source=str(src), ema=ema)
+    # CLIP towers end in a bias-free projection to an embedding.
+    head_bias = 'head.fc.bias' in state_dict or 'head.fc.weight' not in \
+        state_dict
+    meta = dict(arch=arch, num_classes=num_classes, head_bias=head_bias,
+                source=str(src), ema=ema)
     return dict(meta=meta, state_dict=state_dict), arch
 
 

@@ -8,18 +8,36 @@ from ..checkpoint_formats import convert_released
 from .backbones import SparseFormer
 
 
-def build_classifier(arch: Union[str, dict], num_classes: int):
+def classifier_parts(arch: Union[str, dict], num_classes: int,
+                     head_bias: bool = True) -> dict:
+    """Neck and head configs that carry a reference model's final ``norm``
+    and ``proj``: mean pooling (or the class token, for an arch that
+    inserts one) with the last stage's LayerNorm eps, then a linear
+    classifier, or a bias-free projection to an embedding of width
+    ``num_classes`` (CLIP's) when ``head_bias`` is False."""
+    last = SparseFormer.parse_arch(arch)['stages']
+    cls = any(st['cls_token'] for st in last)
+    width, eps = last[-1]['width'], last[-1]['eps']
+    neck = dict(type='TokenPooling', in_channels=width, eps=eps,
+                pool='cls' if cls else 'mean')
+    head = dict(type='LinearClsHead', num_classes=num_classes,
+                in_channels=width) if head_bias else dict(
+                    type='ZeroShotClsHead', in_channels=width,
+                    embed_dims=num_classes)
+    return dict(neck=neck, head=head)
+
+
+def build_classifier(arch: Union[str, dict], num_classes: int,
+                     head_bias: bool = True):
     """The mmpretrain ``ImageClassifier`` matching a reference model (built
-    in mmpretrain's scope whatever scope an earlier Runner left current)."""
+    in mmpretrain's scope whatever scope an earlier Runner left current);
+    see :func:`classifier_parts`."""
     from mmpretrain.registry import MODELS
-    width = SparseFormer.parse_arch(arch)['stages'][-1]['width']
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return MODELS.build(dict(
             type='ImageClassifier',
             backbone=dict(type='SparseFormer', arch=arch),
-            neck=dict(type='TokenPooling', in_channels=width),
-            head=dict(type='LinearClsHead', num_classes=num_classes,
-                      in_channels=width)))
+            **classifier_parts(arch, num_classes, head_bias)))
 
 
 def convert_sparseformer(src: str, ema: bool = False) -> Tuple[dict, dict]:
@@ -32,7 +50,8 @@ def convert_sparseformer(src: str, ema: bool = False) -> Tuple[dict, dict]:
     """
     ckpt, arch = convert_released(src, ema=ema)
     state_dict = ckpt['state_dict']
-    model = build_classifier(arch, ckpt['meta']['num_classes'])
+    model = build_classifier(arch, ckpt['meta']['num_classes'],
+                             ckpt['meta']['head_bias'])
     expected = model.state_dict()
     unexpected = sorted(set(state_dict) - set(expected))
     missing = sorted(set(expected) - set(state_dict))

@@ -1,3 +1,4 @@
 from .sparseformer_head import SparseFormerHead
+from .zero_shot_head import ZeroShotClsHead
 
-__all__ = ['SparseFormerHead']
+__all__ = ['SparseFormerHead', 'ZeroShotClsHead']
