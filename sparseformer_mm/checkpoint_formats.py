@@ -246,7 +246,8 @@ def inflate_image_state_dict(state_dict: StateDict,
     are repeated R times (replica-major; a shared embedding stays one row);
     replica k of each RoI gets the temporal segment ``[k/R, (k+1)/R]``;
     offset weights and biases map every point ``(x, y)`` to ``(x, y, 0)``;
-    RoI-adjust output rows ``(x, y, w, h)`` become ``(x, y, 0, w, h, 0)``.
+    RoI-adjust output rows ``(x, y, w, h)`` become ``(x, y, 0, w, h, 0)``;
+    the tubes' temporal position encoding (``pe_time``) starts at zero.
     Everything else is copied.
     """
     num_tokens = state_dict['initial_roi.weight'].shape[0]
@@ -265,6 +266,13 @@ def inflate_image_state_dict(state_dict: StateDict,
                 and value.dim() == 2 and value.shape[0] == 4:
             value = _xy_to_xyt(value, 2)
         out[key] = value
+        m = re.match(r'(.*)pe_transition\.1\.weight$', key)
+        if m:  # the tubes' temporal encoding starts at zero
+            d = value.shape[0]
+            out[m.group(1) + 'pe_time.0.weight'] = value.new_ones(d)
+            out[m.group(1) + 'pe_time.0.bias'] = value.new_zeros(d)
+            out[m.group(1) + 'pe_time.1.weight'] = value.new_zeros(d, d)
+            out[m.group(1) + 'pe_time.1.bias'] = value.new_zeros(d)
     return out
 
 

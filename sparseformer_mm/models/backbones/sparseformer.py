@@ -366,6 +366,14 @@ class SparseFormer(BaseModule):
                     state.tokens.dtype).unsqueeze(0).expand(B, -1, -1)
                 state.tokens = torch.cat([cls, state.tokens], dim=1)
                 state.num_prefix = 1
+                if self.replicates > 1:
+                    # The class token's key counts once per replica, so
+                    # attention over R identical copies of each token
+                    # equals attention over one (an inflated image model
+                    # on a static clip gives the image model's output).
+                    bias = state.tokens.new_zeros(state.tokens.shape[1])
+                    bias[0] = math.log(self.replicates)
+                    state.key_bias = bias
             if isinstance(layer, SparseFormerUnit):
                 state = layer(state)
             else:

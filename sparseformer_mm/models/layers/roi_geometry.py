@@ -137,6 +137,27 @@ def grid_init_offsets(num_points: int, ndim: int = 2) -> Tensor:
     return torch.stack(pts, dim=-1).reshape(-1)
 
 
+def _sincos(values: Tensor, dims: int, max_temperature: float) -> Tensor:
+    """``(..., k) -> (..., k * (dims // k))``: per value, the sines of the
+    even-indexed and the cosines of the odd-indexed products with
+    ``dims // k`` frequencies ``exp(linspace(0, ln max_temperature))``."""
+    values = promote_half(values) * math.pi
+    freqs = torch.linspace(0, math.log(max_temperature),
+                           dims // values.shape[-1], dtype=values.dtype,
+                           device=values.device).exp()
+    angles = values.unsqueeze(-1) * freqs
+    return torch.cat([angles[..., 0::2].sin(), angles[..., 1::2].cos()],
+                     dim=-1).flatten(-2)
+
+
+@torch.no_grad()
+def tube_time_sincos(roi: Tensor, dims: int,
+                     max_temperature: float = 128.0) -> Tensor:
+    """Sinusoidal encoding of tubes' temporal corners ``(t1, t2)``:
+    ``(..., 6) -> (..., dims)``, as :func:`roi_sincos` does for boxes."""
+    return _sincos(roi[..., [2, 5]], dims, max_temperature)
+
+
 @torch.no_grad()
 def roi_sincos(roi: Tensor, dims: int, max_temperature: float = 128.0) -> Tensor:
     """Sinusoidal encoding of box corners, ``(..., 4) -> (..., dims)``.
@@ -149,9 +170,4 @@ def roi_sincos(roi: Tensor, dims: int, max_temperature: float = 128.0) -> Tensor
     """
     if roi.shape[-1] == 6:
         roi = roi[..., [0, 1, 3, 4]]
-    roi = promote_half(roi) * math.pi
-    freqs = torch.linspace(0, math.log(max_temperature), dims // 4,
-                           dtype=roi.dtype, device=roi.device).exp()
-    angles = roi.unsqueeze(-1) * freqs
-    return torch.cat([angles[..., 0::2].sin(), angles[..., 1::2].cos()],
-                     dim=-1).flatten(-2)
+    return _sincos(roi, dims, max_temperature)

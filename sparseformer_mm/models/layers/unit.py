@@ -19,7 +19,7 @@ from torch import Tensor
 from ...archs import CORTEX_OPS
 from .adaptive_mixing import AdaptiveMixing
 from .roi_geometry import (grid_init_offsets, make_sampling_points,
-                           roi_adjust, roi_sincos)
+                           roi_adjust, roi_sincos, tube_time_sincos)
 from .sampling import sample_points
 
 
@@ -53,11 +53,14 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(embed_dims, embed_dims * 3)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, key_bias: Optional[Tensor] = None) -> Tensor:
+        """``key_bias`` (``(N,)``, optional) is added to every query's
+        attention logit for each key."""
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        x = F.scaled_dot_product_attention(q, k, v)
+        mask = None if key_bias is None else key_bias.to(q.dtype).view(1, N)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(x.transpose(1, 2).reshape(B, N, C))
 
 
@@ -88,6 +91,9 @@ class TokenState:
         loss_scale (float): AMP loss scale for the coordinate-grad clip.
         trace (list, optional): per sampling pass, its ``rois`` and
             ``points``, when the caller asked for them.
+        key_bias (Tensor, optional): ``(num_prefix + N,)`` added to the
+            attention logits of each key (video: the class token counts as
+            many times as the tokens are replicated).
     """
 
     def __init__(self, feat: Tensor, tokens: Tensor, rois: Tensor,
@@ -95,6 +101,7 @@ class TokenState:
         self.feat, self.tokens, self.rois = feat, tokens, rois
         self.loss_scale, self.trace = loss_scale, trace
         self.num_prefix = 0
+        self.key_bias = None
 
     @property
     def latent(self) -> Tensor:
@@ -138,8 +145,8 @@ def _build_attn(unit):
 
 
 def _apply_attn(unit, s, p):
-    s.tokens = s.tokens + drop_path(unit.attn(unit.norm1(s.tokens)), p,
-                                    unit.training)
+    s.tokens = s.tokens + drop_path(
+        unit.attn(unit.norm1(s.tokens), s.key_bias), p, unit.training)
 
 
 # mlp: pre-LN MLP, residual.
@@ -213,15 +220,29 @@ def _reset_sampling(unit):
     unit.adaptive_mixing.reset_special()
 
 
-# pe_inject: a sinusoidal encoding of the RoI, LN -> Linear, added.
+# pe_inject: a sinusoidal encoding of the RoI's box, LN -> Linear, added.
+# Tubes add their temporal extent through a second branch (pe_time) that
+# starts at zero, so an inflated image model is unchanged until trained.
 def _build_pe_inject(unit):
-    unit.pe_transition = nn.Sequential(
-        _norm(unit), nn.Linear(unit.embed_dims, unit.embed_dims))
+    d = unit.embed_dims
+    unit.pe_transition = nn.Sequential(_norm(unit), nn.Linear(d, d))
+    if unit.ndim == 3:
+        unit.pe_time = nn.Sequential(_norm(unit), nn.Linear(d, d))
 
 
 def _apply_pe_inject(unit, s, p):
-    pe = roi_sincos(s.rois, unit.embed_dims).to(s.tokens.dtype)
-    s.add_latent(unit.pe_transition(pe))
+    pe = unit.pe_transition(roi_sincos(s.rois, unit.embed_dims).to(
+        s.tokens.dtype))
+    if unit.ndim == 3:
+        pe = pe + unit.pe_time(tube_time_sincos(
+            s.rois, unit.embed_dims).to(s.tokens.dtype))
+    s.add_latent(pe)
+
+
+def _reset_pe_inject(unit):
+    if unit.ndim == 3:
+        unit.pe_time[1].weight.zero_()
+        unit.pe_time[1].bias.zero_()
 
 
 # Table order is build order: modules draw their default init from the
@@ -231,7 +252,7 @@ OPS: Dict[str, Op] = {
     'roi_adj': Op(_build_roi_adj, _apply_roi_adj, _reset_roi_adj),
     'sampling': Op(_build_sampling, _apply_sampling, _reset_sampling),
     'mlp': Op(_build_mlp, _apply_mlp),
-    'pe_inject': Op(_build_pe_inject, _apply_pe_inject),
+    'pe_inject': Op(_build_pe_inject, _apply_pe_inject, _reset_pe_inject),
 }
 
 

@@ -276,3 +276,36 @@ def test_staged_arch_static_clip_reproduces_image_model():
         torch.testing.assert_close(got[:, k * 9:(k + 1) * 9], want,
                                    atol=1e-5, rtol=1e-4)
     assert want.std() > 0.1
+
+
+def test_bootstrapped_video_static_clip_and_temporal_encoding():
+    """A bootstrapped arch (class token, pe_inject) inflated to tubes: a
+    static clip gives the image output; moving the tubes in time changes
+    the output once the temporal encoding is trained (non-zero)."""
+    from sparseformer_mm.archs import btsp_arch
+    arch = btsp_arch(8, 64, 128, 2, clip=True)
+    image = _perturbed_image_weights(arch, seed=2)
+    video = VideoSparseFormer(arch=arch, replicates=3).eval()
+    video.load_state_dict(image.state_dict(), strict=True)
+    assert (video.layers[0].pe_time[1].weight == 0).all()
+    x = torch.randn(2, 3, 48, 64)
+    clip = x[:, :, None].expand(-1, -1, 6, -1, -1)
+    with torch.no_grad():
+        (want, ) = image(x)
+        (got, ) = video(clip)
+    assert got.shape == (2, 1 + 8 * 3, 128)
+    # within 1e-4 (the issue's bar): float noise, not a difference
+    torch.testing.assert_close(got[:, 0], want[:, 0], atol=1e-4, rtol=0)
+    for k in range(3):
+        torch.testing.assert_close(got[:, 1 + 8 * k:1 + 8 * (k + 1)],
+                                   want[:, 1:], atol=1e-4, rtol=0)
+    # same boxes, tubes moved in time: the encoding sees it
+    with torch.no_grad():
+        for m in video.modules():
+            if hasattr(m, 'pe_time'):
+                m.pe_time[1].weight.normal_(std=0.05)
+        (before, ) = video(clip)
+        video.initial_roi.weight[:, [2, 5]] = \
+            video.initial_roi.weight[:, [2, 5]] * 0.5
+        (after, ) = video(clip)
+    assert (after - before).abs().max() > 1e-3
