@@ -1,11 +1,45 @@
-"""Small datasets written by tests (nothing is downloaded)."""
+"""Small datasets written by tests (nothing is downloaded), and the
+modules of ``tools/`` that tests use.
+
+``tools/`` is not a package: its scripts import the modules beside them by
+plain name (a script's folder is first on ``sys.path``). :func:`import_tool`
+imports a tools module the same way, so a test and a script share one copy.
+The demo data generators of ``tools/data`` are re-exported here.
+"""
+import importlib
 import os
 import os.path as osp
+import sys
 
 import cv2
 import numpy as np
 
-from sparseformer_mm.datasets import SHAPES, make_shape_image
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(REPO, 'tools')
+
+
+def import_tool(path):
+    """Import the module ``tools/<path>`` (e.g. ``'data/synthetic_images.py'``)
+    by its plain name, with its folder on ``sys.path`` as when its scripts
+    run."""
+    folder, name = osp.split(osp.join(TOOLS, path))
+    if not osp.isfile(osp.join(folder, name)):
+        raise FileNotFoundError(f'no tools module {osp.join(folder, name)}')
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(osp.splitext(name)[0])
+
+
+_images = import_tool('data/synthetic_images.py')
+_videos = import_tool('data/synthetic_videos.py')
+SHAPES = _images.SHAPES
+make_shape_image = _images.make_shape_image
+make_shape_dataset = _images.make_shape_dataset
+MOTION_CLASSES = _videos.MOTION_CLASSES
+make_motion_clip = _videos.make_motion_clip
+make_motion_dataset = _videos.make_motion_dataset
+motion_object_radius = _videos.motion_object_radius
+write_video = _videos.write_video
 
 
 def make_imagenet_like(root, per_class=2, size=48, seed=0):
@@ -39,8 +73,6 @@ def add_bad_videos(root, video_dir='videos_train',
     Returns:
         dict: kind -> full path, as the dataset sees it.
     """
-    from sparseformer_mm.datasets.synthetic_videos import (make_motion_clip,
-                                                           write_video)
     folder = osp.join(root, video_dir, 'bad')
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(123)

@@ -3,7 +3,12 @@
 #   tools/slurm_launch.sh SCRIPT PARTITION JOB_NAME [SCRIPT_ARGS...]
 # runs tools/SCRIPT with --launcher=slurm on GPUS tasks.
 # Env: GPUS (8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS (""),
-#      PYTHON (python).
+#      PYTHON (python; .venv/bin/python when it lacks the stack).
+
+# $PYTHON if it has the stack, else .venv/bin/python, else what to run first.
+PYTHON=$(PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
+    "${PYTHON:-$(command -v python || echo python3)}" \
+    "$(dirname "$0")/find_python.py") || exit 1
 
 set -x
 
@@ -25,5 +30,5 @@ srun -p "${PARTITION}" \
     --cpus-per-task="${CPUS_PER_TASK}" \
     --kill-on-bad-exit=1 \
     ${SRUN_ARGS} \
-    ${PYTHON:-python} -u "$(dirname "$0")/${SCRIPT}" "${@:4}" \
+    "$PYTHON" -u "$(dirname "$0")/${SCRIPT}" "${@:4}" \
     --launcher="slurm"

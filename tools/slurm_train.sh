@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: tools/slurm_train.sh PARTITION JOB_NAME CONFIG [WORK_DIR] [PY_ARGS...]
 # Env: GPUS (8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS (""),
-#      PYTHON (python); see slurm_launch.sh.
+#      PYTHON (python, else .venv/bin/python); see slurm_launch.sh.
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3

@@ -2,13 +2,18 @@
 import argparse
 import os
 
-from mmengine.config import DictAction
-from mmengine.dist import is_main_process
-from mmengine.runner import Runner
+from find_python import require_stack
 
-import sparseformer_mm  # noqa: F401  (compat fixes, registries)
-from sparseformer_mm.utils.cli import (load_config, setup_cpu_distributed,
-                                       teardown_distributed)
+require_stack()  # before torch: a wrong Python gets the command to run
+
+from cli_utils import (load_config, setup_cpu_distributed,  # noqa: E402
+                       teardown_distributed)
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.dist import is_main_process  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import sparseformer_mm  # noqa: E402,F401  (compat fixes, registries)
 
 
 def parse_args():
@@ -49,9 +54,9 @@ def main():
             evaluator = [evaluator]
         cfg.test_evaluator = list(evaluator) + [
             dict(type='DumpResults', out_file_path=args.dump)]
-    # No-op with GPUs; on CPU, a gloo group replaces the CUDA-only init.
-    setup_cpu_distributed(cfg, training=False)
-    runner = Runner.from_cfg(cfg)
+    setup_cpu_distributed(cfg)  # no-op with GPUs or without a launcher
+    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
+              Runner.from_cfg(cfg))
     metrics = runner.test()
     if is_main_process():  # every rank gets the metrics; print them once
         print('test metrics: ' + ', '.join(

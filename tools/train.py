@@ -1,16 +1,28 @@
-"""Train a model with an mmpretrain / mmaction2 config (mmaction2's CLI)."""
+"""Train a model with an mmpretrain / mmaction2 config (mmaction2's CLI).
+
+Everything a run needs is in the config and its registered components
+(AMP or fp32 by machine, per-epoch reseeding, skipping the backbone's
+pretrained file on resume): mmaction2's or mmpretrain's ``tools/train.py``,
+``mim train`` and ``Runner.from_cfg(cfg).train()`` train the same way. This
+tool adds the options below and distributed runs on CPU (gloo).
+"""
 import argparse
 import os
 
-import torch
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner, find_latest_checkpoint
+from find_python import require_stack
 
-import sparseformer_mm  # noqa: F401  (compat fixes, registries)
-from sparseformer_mm.engine import RNGStateHook
-from sparseformer_mm.utils.cli import (amp_fallback_without_gpu, load_config,
-                                       setup_cpu_distributed,
-                                       teardown_distributed)
+require_stack()  # before torch: a wrong Python gets the command to run
+
+import torch  # noqa: E402
+from cli_utils import (check_amp_device, load_config,  # noqa: E402
+                       setup_cpu_distributed, teardown_distributed)
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
+
+import sparseformer_mm  # noqa: E402,F401  (compat fixes, registries)
+
+AMP_CAPABLE = ('OptimWrapper', 'AmpOptimWrapper', 'AmpOrFp32OptimWrapper')
 
 
 def parse_args():
@@ -22,7 +34,9 @@ def parse_args():
         help='resume from the given checkpoint, or, without a value, from '
         'the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true',
-                        help='enable automatic mixed precision (GPU only)')
+                        help='require automatic mixed precision (GPU only; '
+                        'configs with AmpOrFp32OptimWrapper use it on GPUs '
+                        'anyway)')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not evaluate checkpoints during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -49,12 +63,12 @@ def parse_args():
 
 
 def merge_args(cfg: Config, args) -> Config:
-    """Fold the training options into the config, as mmaction2's tool does."""
+    """Fold the training options into the config, as mmaction2's tool does
+    (``--seed`` / ``--deterministic`` also override a config's own)."""
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        assert optim_wrapper in ('OptimWrapper', 'AmpOptimWrapper'), (
-            f'--amp needs OptimWrapper or AmpOptimWrapper, got '
-            f'{optim_wrapper}')
+        assert optim_wrapper in AMP_CAPABLE, (
+            f'--amp needs one of {AMP_CAPABLE}, got {optim_wrapper}')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if (int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')) > 0
@@ -77,19 +91,6 @@ def merge_args(cfg: Config, args) -> Config:
                 f'--auto-scale-lr needs auto_scale_lr.base_batch_size in '
                 f'{args.config} (the total batch size its lr is set for).')
         cfg.auto_scale_lr.enable = True
-    if cfg.get('resume') or cfg.get('load_from'):
-        # The weights come from the checkpoint; do not require (or load) the
-        # backbone's image initialisation first.
-        backbone = cfg.model.get('backbone') or {}
-        if backbone.get('pretrained'):
-            backbone.pretrained = None
-    hooks = list(cfg.get('custom_hooks') or [])
-    if not any(isinstance(h, RNGStateHook) or (
-            isinstance(h, dict)
-            and h.get('type') in ('RNGStateHook', RNGStateHook))
-               for h in hooks):
-        # Resumed runs then draw the same random numbers as unbroken ones.
-        cfg.custom_hooks = hooks + [dict(type='RNGStateHook')]
     randomness = dict(cfg.get('randomness', None) or {})
     randomness.setdefault('seed', None)
     if args.seed is not None:
@@ -105,11 +106,10 @@ def merge_args(cfg: Config, args) -> Config:
 def main():
     args = parse_args()
     cfg = merge_args(load_config(args), args)
-    # Both are no-ops with GPUs. On CPU: fp32 instead of a config's AMP, and
-    # a gloo process group instead of mmengine's CUDA-only dist init.
-    amp_fallback_without_gpu(cfg, requested=args.amp)
-    setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
+    check_amp_device(cfg)
+    setup_cpu_distributed(cfg)  # no-op with GPUs or without a launcher
+    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
+              Runner.from_cfg(cfg))
     if args.deterministic:
         # mmengine turns on strict determinism; grid_sample's and
         # MaxPool3d's CUDA backward have no deterministic kernel.

@@ -13,6 +13,12 @@ default_hooks = dict(
 custom_hooks = [
     # Keeps the sampling-coordinate gradient clip right under fp16 AMP.
     dict(type='SamplingGradScaleHook'),
+    # reseeds python / numpy / torch per epoch and saves the sampler and
+    # worker seeds: a resumed run draws what an unbroken one would
+    dict(type='RNGStateHook'),
+    # resume / load_from: the checkpoint holds the weights, so the
+    # backbone's `pretrained` file is neither read nor required
+    dict(type='SkipPretrainedOnLoadHook'),
     # labels vs the head's num_classes before the run; samples replaced by
     # a SkipBadSamples dataset wrapper logged, limited to 1 % of an epoch
     dict(type='DataCheckHook', max_bad_fraction=0.01),

@@ -15,7 +15,14 @@ default_hooks = dict(
     visualization=dict(type='VisualizationHook', enable=False),
 )
 custom_hooks = [
+    # Keeps the sampling-coordinate gradient clip right under fp16 AMP.
     dict(type='SamplingGradScaleHook'),
+    # reseeds python / numpy / torch per epoch and saves the sampler and
+    # worker seeds: a resumed run draws what an unbroken one would
+    dict(type='RNGStateHook'),
+    # resume / load_from: the checkpoint holds the weights, so the
+    # backbone's `pretrained` file is neither read nor required
+    dict(type='SkipPretrainedOnLoadHook'),
     # labels vs the head's num_classes before the run; replaced bad videos
     # logged once and summed per epoch, an error above 1 % of an epoch
     dict(type='DataCheckHook', max_bad_fraction=0.01),
@@ -33,4 +40,5 @@ visualizer = dict(type='ActionVisualizer', vis_backends=vis_backends)
 log_level = 'INFO'
 load_from = None
 resume = False
-randomness = dict(seed=None, deterministic=False)
+# No `randomness` here (as in mmaction2's runtime): mmaction2's tools/train.py
+# applies --seed / --deterministic only to a config without one.

@@ -9,7 +9,10 @@ _base_ = [
     '../_base_/schedules/adamw_warmup_cosine_30e.py',
 ]
 custom_imports = dict(imports=['sparseformer_mm'], allow_failed_imports=False)
+# mmaction2's runtime has no custom hooks: ours, as in _base_/video_runtime.py
 custom_hooks = [dict(type='SamplingGradScaleHook'),
+                dict(type='RNGStateHook'),
+                dict(type='SkipPretrainedOnLoadHook'),
                 dict(type='DataCheckHook', max_bad_fraction=0.01),
                 dict(type='NonFiniteLossHook', action='raise')]
 # mmaction2's own runtime has no visualization hook, which tools/test.py

@@ -25,8 +25,6 @@ from mmaction.datasets import VideoDataset
 from mmaction.registry import DATASETS as ACTION_DATASETS
 from mmengine.registry import DATASETS as ROOT_DATASETS
 
-from .kinetics_tools import _first_line
-
 BAD_SAMPLES_KEY = 'bad_samples'
 
 
@@ -40,6 +38,13 @@ class ShortVideoError(ValueError):
 
 class AnnotationError(ValueError):
     """A malformed annotation list (raised while building the dataset)."""
+
+
+def _first_line(err: BaseException) -> str:
+    """``Type: first non-empty line of the message``: decoder errors can
+    span many lines, and a report keeps one line per sample."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    return f'{type(err).__name__}: {lines[0] if lines else ""}'.rstrip(': ')
 
 
 def _sample_path(info: dict) -> str:

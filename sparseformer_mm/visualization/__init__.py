@@ -1,15 +1,31 @@
-"""Pictures of SparseFormer's RoIs, tubes and sampling points."""
+"""Pictures of SparseFormer's RoIs, tubes and sampling points.
+
+The drawing functions (:mod:`.roi_vis`, cv2 and PIL) are imported on first
+use, so ``import sparseformer_mm`` (which registers
+``RoIVisualizationHook``) does not load them for runs that draw nothing.
+"""
+import importlib
+
 from .inference import (init_model, is_video_model, load_input, trace_file,
                         trace_model_input)
-from .roi_vis import (density_panel, draw_density, draw_rois, frame_points,
-                      frame_tokens, make_grid, passes_grid, save_gif,
-                      save_png, token_colors, trace_to_pixels, tube_frames,
-                      visualize_trace)
+
+_DRAWING = ('density_panel', 'draw_density', 'draw_rois', 'frame_points',
+            'frame_tokens', 'make_grid', 'passes_grid', 'save_gif',
+            'save_png', 'token_colors', 'trace_to_pixels', 'tube_frames',
+            'visualize_trace')
 
 __all__ = [
     'init_model', 'is_video_model', 'load_input', 'trace_file',
-    'trace_model_input', 'density_panel', 'draw_density', 'draw_rois',
-    'frame_points', 'frame_tokens', 'make_grid', 'passes_grid', 'save_gif',
-    'save_png', 'token_colors', 'trace_to_pixels', 'tube_frames',
-    'visualize_trace'
+    'trace_model_input', *_DRAWING
 ]
+
+
+def __getattr__(name: str):
+    # PEP 562: called only for names not found in the module.
+    if name in _DRAWING:
+        return getattr(importlib.import_module('.roi_vis', __name__), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_DRAWING))

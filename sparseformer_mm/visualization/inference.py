@@ -15,8 +15,10 @@ from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import load_checkpoint
 from torch import nn
 
-from ..datasets.kinetics_tools import VIDEO_EXTS
 from ..utils.model_utils import unwrap_model
+
+# Extensions taken for videos: an image config refuses such an input.
+VIDEO_EXTS = ('.mp4', '.webm', '.mkv', '.avi')
 
 
 def init_model(config: Union[str, Config],

@@ -9,10 +9,9 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DATASETS, DefaultScope
 from torch.utils.data import DataLoader
 
-from data_helpers import add_bad_videos
+from data_helpers import add_bad_videos, make_motion_dataset
 from sparseformer_mm.datasets import (AnnotationError, BadSampleError,
-                                      CheckedVideoDataset, SkipBadSamples,
-                                      make_motion_dataset)
+                                      CheckedVideoDataset, SkipBadSamples)
 from sparseformer_mm.datasets.checked_dataset import (bad_samples_of,
                                                       replacement_index)
 

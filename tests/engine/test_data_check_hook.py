@@ -6,10 +6,9 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from data_helpers import add_bad_videos
-from sparseformer_mm.datasets import AnnotationError, make_motion_dataset
+from data_helpers import add_bad_videos, make_motion_dataset
+from sparseformer_mm.datasets import AnnotationError
 from sparseformer_mm.engine.hooks import BadDataError, DataCheckHook
-from sparseformer_mm.utils.cli import amp_fallback_without_gpu
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO,
@@ -39,7 +38,6 @@ def data(tmp_path_factory):
 def _cfg(root, work_dir, max_bad_fraction, num_workers=2):
     cfg = Config.fromfile(DEMO)
     cfg.work_dir = str(work_dir)
-    amp_fallback_without_gpu(cfg)  # fp32 on CPU, as tools/train.py does
     sample = dict(type='SampleFrames', clip_len=4, frame_interval=2)
     for split in ('train', 'val', 'test'):
         loader = cfg[f'{split}_dataloader']

@@ -1,5 +1,7 @@
 """RoIVisualizationHook in short real Runner runs (image and video)."""
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 from mmengine.config import Config
@@ -7,9 +9,8 @@ from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 from PIL import Image
 
-from sparseformer_mm.datasets import make_motion_dataset, make_shape_dataset
+from data_helpers import make_motion_dataset, make_shape_dataset
 from sparseformer_mm.engine import RoIVisualizationHook
-from sparseformer_mm.utils.cli import amp_fallback_without_gpu
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 IMAGE_CFG = osp.join(REPO, 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py')
@@ -29,7 +30,6 @@ def _short(cfg, work_dir, max_epochs, hook):
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
     cfg.custom_hooks = [dict(type='SamplingGradScaleHook'), hook]
     cfg.log_level = 'WARNING'
-    amp_fallback_without_gpu(cfg)  # the video config asks for AMP
     return cfg
 
 
@@ -38,6 +38,25 @@ def test_demo_configs_turn_it_on():
         types = [h['type'] for h in Config.fromfile(path).custom_hooks]
         assert types.count('RoIVisualizationHook') == 1
     assert HOOKS.get('RoIVisualizationHook') is RoIVisualizationHook
+
+
+def test_drawing_is_imported_only_when_used():
+    # A fresh interpreter: this test process has imported the drawing code.
+    code = '\n'.join([
+        'import sys',
+        'import sparseformer_mm',
+        "DRAW = 'sparseformer_mm.visualization.roi_vis'",
+        'from mmengine.registry import HOOKS',
+        "assert HOOKS.get('RoIVisualizationHook') is not None",
+        'print(DRAW in sys.modules)',
+        'from sparseformer_mm.visualization import visualize_trace',
+        'print(DRAW in sys.modules, visualize_trace.__module__)',
+    ])
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split('\n')[:2] == [
+        'False', 'True sparseformer_mm.visualization.roi_vis']
 
 
 def test_image_run_writes_pictures_every_interval(tmp_path):

@@ -3,9 +3,11 @@ import types
 import pytest
 import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS
 
-from sparseformer_mm.engine import SamplingGradScaleHook, current_loss_scale
-from sparseformer_mm.utils import build_classifier
+from sparseformer_mm.engine import (SamplingGradScaleHook, amp_available,
+                                    current_loss_scale)
+from sparseformer_mm.models import build_classifier
 
 NANO = dict(num_tokens=4, focus_dims=64, cortex_dims=64, cortex_depth=1,
             num_points=4)
@@ -23,16 +25,34 @@ def _cpu_amp_wrapper(optimizer, scale):
 
 def test_hook_feeds_the_loss_scale_to_the_backbone():
     model = build_classifier(NANO, 3)
+    assert callable(model.backbone.set_loss_scale)  # the backbone's API
+    seen = []
+    model.backbone.set_loss_scale = seen.append  # record what it is told
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     runner = types.SimpleNamespace(model=model,
                                    optim_wrapper=_cpu_amp_wrapper(opt, 2.**12))
     hook = SamplingGradScaleHook()
     hook.before_train_iter(runner, 0)
-    assert model.backbone.loss_scale == 2.**12
     runner.optim_wrapper = OptimWrapper(opt)  # fp32 / no scaler
     hook.before_train_iter(runner, 1)
-    assert model.backbone.loss_scale == 1.0
+    assert seen == [2.**12, 1.0]
     assert current_loss_scale(OptimWrapper(opt)) == 1.0
+
+
+def test_hook_reads_the_scale_of_amp_or_fp32_wrapper():
+    """AmpOrFp32OptimWrapper builds mmengine's own classes, so the hook's
+    scale is the truth in both modes: 1.0 for the CPU (fp32) build here,
+    the GradScaler's scale for the AMP one."""
+    model = build_classifier(NANO, 3)
+    wrapper = OPTIM_WRAPPERS.build(dict(
+        type='AmpOrFp32OptimWrapper', loss_scale=dict(init_scale=2.**10),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1)))
+    if amp_available():  # the GPU machine
+        assert isinstance(wrapper, AmpOptimWrapper)
+        assert current_loss_scale(wrapper) == 2.**10
+    else:
+        assert type(wrapper) is OptimWrapper
+        assert current_loss_scale(wrapper) == 1.0
 
 
 def test_scaled_training_step_matches_unscaled():
@@ -42,7 +62,7 @@ def test_scaled_training_step_matches_unscaled():
     def grads(scale, told=True):
         torch.manual_seed(0)
         model = build_classifier(NANO, 3).train()
-        model.backbone.loss_scale = scale if told else 1.0
+        model.backbone.set_loss_scale(scale if told else 1.0)
         with torch.no_grad():  # make the offsets (and their grads) non-trivial
             model.backbone.layers[0].roi_offset_module[1].weight.normal_(0, 1)
         logits = model(x, mode='tensor')

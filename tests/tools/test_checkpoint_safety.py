@@ -64,7 +64,7 @@ def _assert_refused(res, marker):
 def shapes_options(tmp_path_factory):
     """``--cfg-options`` pointing the image demo config at a tiny generated
     dataset (the tools build their loaders before loading a checkpoint)."""
-    from sparseformer_mm.datasets import make_shape_dataset
+    from data_helpers import make_shape_dataset
     root = str(tmp_path_factory.mktemp('shapes'))
     make_shape_dataset(root, num_train=1, num_val=1, size=32)
     return ['--cfg-options'] + [

@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from sparseformer_mm.datasets import make_shape_dataset
+from data_helpers import make_shape_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TIMEOUT = 300  # a safety net; each run takes ~10 s on 2 cores
@@ -30,6 +30,7 @@ default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=2))
 custom_hooks = [
     dict(type='SamplingGradScaleHook'),
+    dict(type='RNGStateHook'),  # as in the runtimes: what makes it bit-exact
     dict(type='EMAHook', momentum=0.1, priority='ABOVE_NORMAL'),
     dict(type='CrashHook'),
 ]

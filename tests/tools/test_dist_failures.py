@@ -8,15 +8,16 @@ import pytest
 import torch
 from test_dist_train import CONFIG, REPO, _env, _run
 
+from data_helpers import make_shape_dataset
 from sparseformer_mm.checkpoint_safety import load_weights_only
-from sparseformer_mm.datasets import make_shape_dataset
 
 # 16 images over 2 ranks, batch 4: 2 iterations per epoch.
 TEST_CONFIG = '''
 _base_ = {base!r}
 custom_imports = dict(imports=['sparseformer_mm', 'crash_hook'],
                       allow_failed_imports=False)
-custom_hooks = [dict(type='SamplingGradScaleHook'), {hooks}]
+custom_hooks = [dict(type='SamplingGradScaleHook'), dict(type='RNGStateHook'),
+                dict(type='SkipPretrainedOnLoadHook'), {hooks}]
 train_cfg = dict(max_epochs=2, val_interval=10)
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=2))

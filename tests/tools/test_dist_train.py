@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from sparseformer_mm.datasets import make_shape_dataset
+from data_helpers import make_shape_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py'

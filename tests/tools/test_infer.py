@@ -9,7 +9,7 @@ from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from sparseformer_mm.datasets import make_motion_dataset
+from data_helpers import make_motion_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(REPO, 'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py')

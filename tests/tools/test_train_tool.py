@@ -4,7 +4,9 @@ import os.path as osp
 import subprocess
 import sys
 
-from data_helpers import make_imagenet_like
+import pytest
+
+from data_helpers import import_tool, make_imagenet_like
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -47,3 +49,18 @@ def test_auto_scale_lr_without_a_base_batch_is_an_error():
         capture_output=True, text=True, cwd=REPO, timeout=300)
     assert res.returncode != 0
     assert 'needs auto_scale_lr.base_batch_size in configs/demo/' in res.stderr
+
+
+def test_amp_required_without_a_gpu_is_a_clear_error(monkeypatch):
+    """--amp (type='AmpOptimWrapper') needs a GPU: one message saying what
+    to change, before any dataset or process group is built. The configs'
+    AmpOrFp32OptimWrapper passes (fp32 here)."""
+    from mmengine.config import Config
+    cli_utils = import_tool('cli_utils.py')
+    monkeypatch.setattr(cli_utils, 'amp_available', lambda: False)
+    cfg = Config(dict(optim_wrapper=dict(type='AmpOptimWrapper')))
+    with pytest.raises(RuntimeError, match="drop --amp to train in fp32, or "
+                       "set optim_wrapper.type='AmpOrFp32OptimWrapper'"):
+        cli_utils.check_amp_device(cfg)
+    cli_utils.check_amp_device(Config(dict(optim_wrapper=dict(
+        type='AmpOrFp32OptimWrapper'))))

@@ -10,9 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from PIL import Image
 
-from sparseformer_mm.datasets import make_shape_image
-from sparseformer_mm.datasets.synthetic_videos import (make_motion_clip,
-                                                       write_video)
+from data_helpers import make_motion_clip, make_shape_image, write_video
 from sparseformer_mm.visualization.roi_vis import GAP, HEADER
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

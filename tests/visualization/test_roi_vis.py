@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from sparseformer_mm.datasets import make_shape_image
+from data_helpers import make_shape_image
 from sparseformer_mm.models.backbones import SparseFormer, VideoSparseFormer
 from sparseformer_mm.visualization import (draw_rois, frame_points,
                                            frame_tokens, init_model,

@@ -27,12 +27,11 @@ from collections import OrderedDict
 import torch
 
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
-from sparseformer_mm.utils.benchmark import (ZOO, build, flops_and_params,
-                                             input_shape, machine_info,
-                                             prepare, release_heap,
-                                             resolve_spec, summarise,
-                                             time_interleaved,
-                                             warm_up_machine)
+
+from benchmark_utils import (ZOO, build, flops_and_params, input_shape,
+                             machine_info, prepare, release_heap,
+                             resolve_spec, summarise, time_interleaved,
+                             warm_up_machine)
 
 PEERS = {'image': 'swin-t', 'video': 'videoswin-t'}
 # The default set: what fits in about 10 minutes on a 2-core CPU.

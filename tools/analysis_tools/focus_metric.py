@@ -3,7 +3,7 @@
 For every validation image (or clip) with a known object box, the fraction
 of sampling points (and of RoI area) inside the box of the frame each point
 samples, per sampling pass, against chance (the box's share of the frame).
-See ``sparseformer_mm/analysis/focus.py`` for the exact definitions.
+See ``focus.py`` beside this script for the exact definitions.
 
 Examples:
     python tools/analysis_tools/focus_metric.py \
@@ -54,10 +54,8 @@ def main(argv=None):
     args = parse_args(argv)
     from mmengine.config import Config, DictAction
 
-    from sparseformer_mm.analysis.focus import (build_model_and_dataset,
-                                                evaluate_focus,
-                                                format_focus_table,
-                                                load_box_annotations)
+    from focus import (build_model_and_dataset, evaluate_focus,
+                       format_focus_table, load_box_annotations)
     if not osp.isfile(args.config):
         sys.exit(f'error: config {args.config} does not exist')
     ckpt = None if args.checkpoint == 'init' else args.checkpoint

@@ -15,7 +15,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import MODELS, DefaultScope
 
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
-from sparseformer_mm.utils.complexity import complexity, flop_analyzers
+
+from complexity import complexity, flop_analyzers
 
 
 def default_shape(cfg):

@@ -6,7 +6,7 @@ Example:
 import argparse
 import os.path as osp
 
-from sparseformer_mm.datasets import make_shape_dataset
+from synthetic_images import make_shape_dataset
 
 
 def main():

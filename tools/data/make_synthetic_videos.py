@@ -12,7 +12,7 @@ import os.path as osp
 import shutil
 import time
 
-from sparseformer_mm.datasets import make_motion_dataset
+from synthetic_videos import make_motion_dataset
 
 
 def parse_args(argv=None):

@@ -20,7 +20,7 @@ One reproducible CPU experiment on the embedded synthetic data:
    from seed to seed, so the focus check takes their mean), and
    ``--video-config`` takes another config, e.g. the video demo's own
    4x8x1 one;
-4. measure the foreground-focus metric (``sparseformer_mm.analysis.focus``)
+4. measure the foreground-focus metric (``tools/analysis_tools/focus.py``)
    at initialisation and after training, for every image stage and both
    video runs, on the validation sets;
 5. write ``OUT/results.json``, ``OUT/val_accuracy.png`` (validation accuracy
@@ -42,6 +42,11 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# tools/ is not a package: the data generators and the focus metric are
+# imported from their folders.
+for _folder in ('data', 'analysis_tools'):
+    if osp.join(REPO, 'tools', _folder) not in sys.path:
+        sys.path.insert(0, osp.join(REPO, 'tools', _folder))
 IMAGE_CFG = osp.join(REPO, 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py')
 SMALL_CFG = osp.join(
     REPO, 'configs/demo/sparseformer-nano_shapes-pre_1xb32-6e_shapes-small.py')
@@ -108,9 +113,8 @@ def make_data(data_root: str, quick: bool) -> dict:
     """Generate the data sets where missing (``shapes`` and ``motion`` as
     make demo does; ``shapes_small`` with the motion clips' object size,
     ``shapes_tiny`` with smaller objects still)."""
-    from sparseformer_mm.datasets import (make_motion_dataset,
-                                          make_shape_dataset,
-                                          motion_object_radius)
+    from synthetic_images import make_shape_dataset
+    from synthetic_videos import make_motion_dataset, motion_object_radius
     roots = {name: osp.join(data_root, name)
              for name in ('shapes', 'shapes_small', 'shapes_tiny', 'motion')}
     # the same defaults as tools/data/make_synthetic_images.py
@@ -194,8 +198,6 @@ def train(cfg) -> str:
     """Train with mmengine's Runner; return the last checkpoint's path."""
     from mmengine.runner import Runner
 
-    from sparseformer_mm.utils.cli import amp_fallback_without_gpu
-    amp_fallback_without_gpu(cfg)  # the video config asks for AMP on GPU
     Runner.from_cfg(cfg).train()
     with open(osp.join(cfg.work_dir, 'last_checkpoint')) as f:
         return f.read().strip()
@@ -237,10 +239,8 @@ def focus(cfg, checkpoint, seed: int, pictures: str = None,
     video config with ``pretrained`` the inflated image weights) on the
     config's validation set; with ``pictures``, also the RoI/tube pictures
     of validation sample 0 there (files ``{tag}_*``)."""
-    from sparseformer_mm.analysis.focus import (build_model_and_dataset,
-                                                evaluate_focus,
-                                                format_focus_table,
-                                                load_box_annotations)
+    from focus import (build_model_and_dataset, evaluate_focus,
+                       format_focus_table, load_box_annotations)
     model, dataset = build_model_and_dataset(cfg, checkpoint, 'val',
                                              init_seed=seed)
     summary = evaluate_focus(model, dataset, load_box_annotations('auto'),

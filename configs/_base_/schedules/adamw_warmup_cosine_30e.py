@@ -1,9 +1,10 @@
 # AdamW with linear warm-up and cosine decay, per iteration; fp16 AMP.
 # Batch 64 (8 GPUs x 8 clips); --auto-scale-lr rescales to the real batch.
 optim_wrapper = dict(
-    # AMP on GPU. Without a GPU tools/train.py falls back to fp32 (notice in
-    # the log); --amp on the command line still requires a GPU.
-    type='AmpOptimWrapper',
+    # AMP (AmpOptimWrapper) with a GPU; fp32 (OptimWrapper) without one, with
+    # a line in the log, whatever the entry point. 'AmpOptimWrapper' would
+    # require a GPU (tools/train.py --amp sets it).
+    type='AmpOrFp32OptimWrapper',
     # Dynamic scaling from 2^10 rather than 2^16: right after inflation the
     # temporal offsets have zero spread and their (standardised) gradients
     # are large, which overflows fp16 at 2^16 for the first steps.

@@ -50,8 +50,9 @@ class RNGStateHook(Hook):
     With ``EpochBasedTrainLoop`` (checkpoints at epoch ends, the default),
     a run killed mid-epoch and resumed with ``--resume`` redoes the
     interrupted epoch from its start and, in deterministic mode, ends with
-    the same weights as the unbroken run. ``tools/train.py`` adds this hook
-    when the config does not list it.
+    the same weights as the unbroken run. The runtime base configs list
+    this hook in ``custom_hooks``, so every entry point that builds the
+    Runner from the config gets it.
 
     Args:
         priority (str | int): Runs first, so that any other hook drawing

@@ -8,8 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 
-from ...visualization import trace_model_input, visualize_trace
-from ...visualization.inference import _backbone
+from ...visualization.inference import _backbone, trace_model_input
 
 
 @HOOKS.register_module()
@@ -95,6 +94,8 @@ class RoIVisualizationHook(Hook):
         self._num_vals += 1
         if self._num_vals % self.interval or not is_main_process():
             return
+        # Drawing (cv2, PIL) is loaded only by a run that draws.
+        from ...visualization.roi_vis import visualize_trace
         dataset = runner.val_loop.dataloader.dataset
         out = osp.join(runner.work_dir, self.out_dir,
                        self._folder_name(runner))

@@ -9,7 +9,9 @@ from ...utils.model_utils import unwrap_model
 def current_loss_scale(optim_wrapper) -> float:
     """The factor the next backward pass multiplies the loss by.
 
-    It is the GradScaler's scale of an ``AmpOptimWrapper`` and 1 otherwise.
+    It is the GradScaler's scale of an ``AmpOptimWrapper`` and 1 otherwise:
+    a plain ``OptimWrapper``, including the fp32 one that
+    ``AmpOrFp32OptimWrapper`` builds on a machine without a GPU.
     mmengine's ``AmpOptimWrapper`` scales the loss even for bf16; bf16 needs
     no scaling, so bf16 configs set ``loss_scale=1.0`` and the clip sees 1.
     """
@@ -25,15 +27,16 @@ def current_loss_scale(optim_wrapper) -> float:
 
 @HOOKS.register_module()
 class SamplingGradScaleHook(Hook):
-    """Before each training iteration, tell every module with a
-    ``loss_scale`` attribute (SparseFormer backbones) the AMP loss scale, so
-    that its coordinate-gradient clip scales with it."""
+    """Before each training iteration, hand the AMP loss scale to every
+    module with a ``set_loss_scale(scale)`` method (SparseFormer and
+    VideoSparseFormer backbones), so that their sampling-coordinate gradient
+    clip scales with it (1.0 in fp32)."""
 
     priority = 'NORMAL'
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         scale = current_loss_scale(runner.optim_wrapper)
         for m in unwrap_model(runner.model).modules():
-            if hasattr(m, '_loss_scale_managed'):
-                m.loss_scale = scale
-                m._loss_scale_managed = True
+            set_loss_scale = getattr(m, 'set_loss_scale', None)
+            if callable(set_loss_scale):
+                set_loss_scale(scale)

@@ -11,7 +11,7 @@ Example:
 import argparse
 import sys
 
-from sparseformer_mm.datasets.kinetics_tools import build_file_list
+from kinetics_tools import build_file_list
 
 
 def parse_args(argv=None):

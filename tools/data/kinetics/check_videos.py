@@ -13,9 +13,7 @@ import os
 import os.path as osp
 import sys
 
-from sparseformer_mm.datasets.kinetics_tools import (check_videos,
-                                                     default_num_workers,
-                                                     print_summary)
+from kinetics_tools import check_videos, default_num_workers, print_summary
 
 
 def parse_args(argv=None):

@@ -13,9 +13,7 @@ Example:
 import argparse
 import sys
 
-from sparseformer_mm.datasets.kinetics_tools import (default_num_workers,
-                                                     print_summary,
-                                                     resize_videos)
+from kinetics_tools import default_num_workers, print_summary, resize_videos
 
 
 def parse_args(argv=None):

@@ -15,8 +15,8 @@ RoIs and the absolute sampling points) and measures
 ``lift = points_in / chance`` (ratios of means over the data set): 1 is
 chance, 3 means points land on the object three times as often as chance.
 
-Coordinate conventions (``models/layers/roi_geometry.py`` and
-``models/layers/sampling.py``): RoIs are corners ``(x1, y1, x2, y2)`` or
+Coordinate conventions (``sparseformer_mm/models/layers/roi_geometry.py``
+and ``sampling.py`` there): RoIs are corners ``(x1, y1, x2, y2)`` or
 ``(x1, y1, t1, x2, y2, t2)`` and points ``(x, y[, t])``, all normalised to
 [0, 1] over the model input, sampled by ``grid_sample`` with
 ``align_corners=False``. So ``x = 0`` is the left edge of pixel 0 and
@@ -28,11 +28,18 @@ inclusive pixels ``[x1, x2]`` covers ``[x1, x2 + 1] / W``.
 import json
 import os
 import os.path as osp
+import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
+
+# tools/ is not a package: the shapes generator (replayed for old data sets)
+# is imported from tools/data.
+_DATA = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data')
+if _DATA not in sys.path:
+    sys.path.insert(0, _DATA)
 
 # ---------------------------------------------------------------------------
 # Geometry on normalised coordinates (pure functions, tested on known answers)
@@ -339,7 +346,7 @@ def replay_shape_boxes(root: str, seed: int = 0,
     """
     import cv2
 
-    from ..datasets.synthetic_images import SHAPES, make_shape_image
+    from synthetic_images import SHAPES, make_shape_image
     counts, size = {}, None
     for split in ('train', 'val'):
         per_class = []
@@ -377,7 +384,7 @@ def replay_shape_boxes(root: str, seed: int = 0,
 def _shape_boxes(root: str, seed: int) -> Dict[str, list]:
     """The boxes ``make_shape_dataset`` wrote to ``root/boxes.json``; data
     made before it wrote them are replayed (:func:`replay_shape_boxes`)."""
-    from ..datasets.synthetic_images import BOXES_FILE
+    from synthetic_images import BOXES_FILE
     path = osp.join(root, BOXES_FILE)
     if not osp.isfile(path):
         return replay_shape_boxes(root, seed)

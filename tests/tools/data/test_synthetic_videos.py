@@ -1,5 +1,4 @@
 """The motion video dataset: real mp4 files, boxes, lists, VideoDataset."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -9,10 +8,9 @@ import numpy as np
 import pytest
 from mmaction.registry import DATASETS
 
-from sparseformer_mm.datasets import (MOTION_CLASSES, make_motion_clip,
-                                      make_motion_dataset)
+from data_helpers import (MOTION_CLASSES, import_tool, make_motion_clip,
+                          make_motion_dataset)
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIGN = {'move_down': (0, 1), 'move_left': (-1, 0), 'move_right': (1, 0),
         'move_up': (0, -1)}
 
@@ -148,11 +146,7 @@ def test_dataset_is_deterministic(motion_root, tmp_path):
 
 
 def test_make_synthetic_videos_tool_skips_and_forces(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'make_synthetic_videos',
-        osp.join(REPO, 'tools', 'data', 'make_synthetic_videos.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = import_tool('data/make_synthetic_videos.py')
     root = str(tmp_path / 'motion')
     small = ['--num-frames', '8', '--size', '32']
     tool.main([root, '--num-train', '2', '--num-val', '1'] + small)

@@ -1,14 +1,12 @@
-import os.path as osp
 import subprocess
 import sys
 
 import pytest
 
-from sparseformer_mm.models import SparseFormer
-from sparseformer_mm.utils import build_classifier
-from sparseformer_mm.utils.complexity import complexity
+from data_helpers import REPO, import_tool
+from sparseformer_mm.models import SparseFormer, build_classifier
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+complexity = import_tool('analysis_tools/complexity.py').complexity
 
 
 def test_tiny_matches_the_papers_counts():

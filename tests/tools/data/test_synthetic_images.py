@@ -4,8 +4,12 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from sparseformer_mm.datasets import SHAPES, make_shape_dataset
-from sparseformer_mm.datasets.synthetic_images import make_shape_image
+from data_helpers import import_tool
+
+synthetic_images = import_tool('data/synthetic_images.py')
+SHAPES = synthetic_images.SHAPES
+make_shape_dataset = synthetic_images.make_shape_dataset
+make_shape_image = synthetic_images.make_shape_image
 
 
 @pytest.mark.parametrize('shape', SHAPES)
@@ -17,9 +21,8 @@ def test_box_is_the_drawn_objects_extent(shape):
     x1, y1, x2, y2 = box
     assert x2 - x1 == y2 - y1 == 12  # radius 6, inclusive pixels
     # the clutter alone, from the same stream (the object is drawn last)
-    from sparseformer_mm.datasets.synthetic_images import _clutter
-    bg = np.clip(_clutter(np.random.default_rng(5), 48), 0, 255).astype(
-        np.uint8)
+    clutter = synthetic_images._clutter(np.random.default_rng(5), 48)
+    bg = np.clip(clutter, 0, 255).astype(np.uint8)
     changed = np.argwhere((img != bg).any(-1))  # (y, x)
     assert changed[:, 1].min() == x1 and changed[:, 1].max() == x2
     if shape != 'triangle':  # its apex row is a single pixel at y1

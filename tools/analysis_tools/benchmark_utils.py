@@ -1,5 +1,6 @@
 """Throughput, latency and memory of SparseFormer and dense peers, measured
-side by side in one process.
+side by side in one process: the measuring parts of ``benchmark.py`` beside
+it.
 
 The models are built from the installed mmpretrain / mmaction2 registries
 without weights (speed does not depend on them): SparseFormer and
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
-from .complexity import _Logits, complexity
+from complexity import _Logits, complexity
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
           'fp16': torch.float16}

@@ -1,5 +1,4 @@
 """Kinetics data tools on real (small) video files: lists, resize, check."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -9,11 +8,10 @@ import decord
 import numpy as np
 import pytest
 
-from sparseformer_mm.datasets import kinetics_tools as kt
-from sparseformer_mm.datasets.synthetic_videos import write_video
+from data_helpers import REPO, TOOLS, import_tool, write_video
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(REPO, 'tools', 'data', 'kinetics')
+kt = import_tool('data/kinetics/kinetics_tools.py')
+KINETICS = osp.join(TOOLS, 'data', 'kinetics')
 
 
 def _video(path, width=64, height=48, num_frames=10, seed=0):
@@ -36,11 +34,7 @@ def _touch(path):
 
 
 def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool(f'data/kinetics/{name}.py')
 
 
 # ---------------------------------------------------------------------------
@@ -98,10 +92,11 @@ def test_build_file_list_errors_are_explicit(tmp_path):
 
 
 def test_build_file_list_cli_reports_a_bad_root(tmp_path):
-    # The one real subprocess: `python tools/...` imports the package fresh.
+    # The one real subprocess: `python tools/...` finds kinetics_tools in
+    # the script's own folder.
     missing = str(tmp_path / 'nowhere')
     res = subprocess.run(
-        [sys.executable, osp.join(TOOLS, 'build_file_list.py'), missing],
+        [sys.executable, osp.join(KINETICS, 'build_file_list.py'), missing],
         capture_output=True, text=True, cwd=REPO, timeout=300)
     assert res.returncode == 1
     assert 'error:' in res.stderr

@@ -1,4 +1,11 @@
-"""Command-line plumbing shared by tools/train.py and tools/test.py."""
+"""Command-line plumbing shared by tools/train.py and tools/test.py.
+
+Not a package module: the two scripts import it by plain name (a script's
+folder is first on ``sys.path``). What a config can name (the optimizer
+wrapper, hooks) lives in ``sparseformer_mm``; this is only what a launcher
+needs: the shared options, and ``--launcher pytorch|slurm|mpi`` on a
+machine without GPUs (a gloo process group).
+"""
 import datetime
 import logging
 import os
@@ -13,6 +20,8 @@ from mmengine.device import get_device
 from mmengine.logging import print_log
 from mmengine.registry import MODEL_WRAPPERS
 from torch.nn.parallel import DistributedDataParallel
+
+from sparseformer_mm.engine import amp_available
 
 
 def load_config(args) -> Config:
@@ -97,7 +106,7 @@ def _dist_env(launcher: str) -> Tuple[int, int]:
     return rank, world_size
 
 
-def setup_cpu_distributed(cfg: Config, training: bool = True) -> bool:
+def setup_cpu_distributed(cfg: Config) -> bool:
     """Make ``--launcher pytorch|slurm|mpi`` work on a machine without GPUs.
 
     mmengine's ``init_dist`` always calls ``torch.cuda.set_device`` and its
@@ -114,22 +123,12 @@ def setup_cpu_distributed(cfg: Config, training: bool = True) -> bool:
         cfg (Config): The full config, after ``load_config``; its
             ``env_cfg.dist_cfg`` and ``model_wrapper_cfg`` are updated in
             place.
-        training (bool): Whether the optimizer wrapper will be built, i.e.
-            whether ``AmpOptimWrapper`` must be rejected. Defaults to True.
 
     Returns:
         bool: Whether the CPU (gloo) set-up was applied.
     """
     if cfg.get('launcher', 'none') == 'none' or get_device() != 'cpu':
         return False
-    optim_type = (cfg.get('optim_wrapper') or {}).get('type', 'OptimWrapper')
-    if training and optim_type == 'AmpOptimWrapper':
-        # mmengine only asserts deep inside Runner.train(), after every rank
-        # has joined the process group; fail early and say why.
-        raise RuntimeError(
-            'Mixed precision (--amp / AmpOptimWrapper) needs a GPU, but no '
-            'CUDA device is available; drop --amp to train on CPU.')
-
     # Assign rather than setdefault: ConfigDict stores a converted copy of a
     # new plain dict, so edits to the returned one would be lost.
     env_cfg = cfg.get('env_cfg') or {}
@@ -181,32 +180,22 @@ def setup_cpu_distributed(cfg: Config, training: bool = True) -> bool:
     return True
 
 
-def amp_fallback_without_gpu(cfg: Config, requested: bool = False) -> bool:
-    """Train a config that asks for AMP in fp32 when there is no GPU.
+def check_amp_device(cfg: Config) -> None:
+    """Fail early, saying why, when a config requires AMP (``--amp`` or
+    ``type='AmpOptimWrapper'``) on a machine without an accelerator.
 
-    Configs such as ``configs/k400.py`` use ``AmpOptimWrapper``, which
-    mmengine refuses to build without an accelerator. Then the wrapper becomes
-    a plain ``OptimWrapper`` (same optimizer, clipping and accumulation) and
-    a notice is logged. An explicit ``--amp`` (``requested``) on a machine
-    without a GPU is an error instead.
-
-    Returns:
-        bool: Whether the fallback was applied.
+    mmengine only asserts when ``Runner.train()`` builds the wrapper, after
+    the datasets are built and, distributed, every rank has joined the
+    process group. ``AmpOrFp32OptimWrapper`` (the configs' choice) falls back
+    to fp32 instead and passes.
     """
-    optim = cfg.get('optim_wrapper') or {}
-    if optim.get('type') != 'AmpOptimWrapper' or get_device() != 'cpu':
-        return False
-    if requested:
-        raise RuntimeError('--amp needs a GPU, but no CUDA device is '
-                           'available; drop --amp to train on CPU in fp32.')
-    optim = dict(optim)
-    for key in ('loss_scale', 'dtype', 'use_fsdp'):
-        optim.pop(key, None)
-    optim['type'] = 'OptimWrapper'
-    cfg.optim_wrapper = optim
-    print_log('No GPU found: the config asks for AMP (AmpOptimWrapper); '
-              'training in fp32 with OptimWrapper instead.', logger='current')
-    return True
+    optim_type = (cfg.get('optim_wrapper') or {}).get('type', 'OptimWrapper')
+    if optim_type == 'AmpOptimWrapper' and not amp_available():
+        raise RuntimeError(
+            'Mixed precision (--amp / AmpOptimWrapper) needs a GPU, but none '
+            'is available; drop --amp to train in fp32, or set '
+            "optim_wrapper.type='AmpOrFp32OptimWrapper' (AMP with a GPU, "
+            'fp32 without).')
 
 
 def teardown_distributed() -> None:

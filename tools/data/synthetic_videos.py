@@ -12,13 +12,19 @@ mmaction2's Kinetics layout, see :func:`make_motion_dataset`.
 import json
 import os
 import os.path as osp
+import sys
 from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
+from synthetic_images import SHAPES, _clutter, draw_shape
 
-from .kinetics_tools import build_file_list
-from .synthetic_images import SHAPES, _clutter, draw_shape
+# tools/ is not a package: the list builder is imported from the folder of
+# the Kinetics scripts.
+_KINETICS = osp.join(osp.dirname(osp.abspath(__file__)), 'kinetics')
+if _KINETICS not in sys.path:
+    sys.path.insert(0, _KINETICS)
+from kinetics_tools import build_file_list  # noqa: E402
 
 # Sorted, so that the index of a class is the label build_file_list (which
 # sorts class folder names) gives it.
@@ -142,7 +148,7 @@ def make_motion_dataset(root: str,
     ``<i>.boxes.json`` (class, shape, speed and the per-frame object boxes,
     inclusive pixel ``[x1, y1, x2, y2]``), then the lists
     ``ROOT/kinetics400_{train,val}_list_videos.txt`` and ``ROOT/classes.txt``
-    from :func:`~.kinetics_tools.build_file_list`.
+    from ``build_file_list`` of ``tools/data/kinetics/kinetics_tools.py``.
 
     Every clip has its own random stream seeded by ``(seed, split, class,
     index)``, so a clip does not change when the counts change.

@@ -1,8 +1,9 @@
 """Kinetics-style video data tools: file lists, resizing and checking.
 
-The logic behind ``tools/data/kinetics/{build_file_list,resize_videos,
-check_videos}.py``. The tree these work on is the one mmaction2's Kinetics
-configs expect::
+The logic behind the scripts beside it, ``build_file_list.py``,
+``resize_videos.py`` and ``check_videos.py`` (they import it by name: a
+script's own folder is first on ``sys.path``). The tree these work on is the
+one mmaction2's Kinetics configs expect::
 
     ROOT/
     ├── videos_train/<class>/*.mp4
