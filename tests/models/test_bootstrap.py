@@ -1,0 +1,104 @@
+"""Bootstrapping a SparseFormer from a ViT teacher through the real Runner,
+without labels (tiny models on generated shapes)."""
+import copy
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from data_helpers import make_shape_dataset
+from sparseformer_mm.archs import btsp_arch
+
+TEACHER = dict(
+    type='ImageClassifier',
+    backbone=dict(type='VisionTransformer', img_size=32, patch_size=8,
+                  arch=dict(embed_dims=128, num_layers=6, num_heads=2,
+                            feedforward_channels=256),
+                  out_type='cls_token', final_norm=True),
+    head=dict(type='VisionTransformerClsHead', num_classes=4,
+              in_channels=128))
+
+
+def config(root, work_dir):
+    arch = btsp_arch(8, 64, 128, 4)
+    student = dict(
+        type='ImageClassifier',
+        backbone=dict(type='SparseFormer', arch=arch),
+        neck=dict(type='TokenPooling', in_channels=128, eps=1e-5,
+                  pool='cls'),
+        head=dict(type='LinearClsHead', num_classes=4, in_channels=128))
+    pipeline = [dict(type='LoadImageFromFile'),
+                dict(type='Resize', scale=(32, 32)),
+                dict(type='PackInputs')]
+    loader = dict(batch_size=16, num_workers=0,
+                  sampler=dict(type='DefaultSampler', shuffle=True),
+                  dataset=dict(type='CustomDataset', data_root=root,
+                               data_prefix='train', pipeline=pipeline))
+    return Config(dict(
+        default_scope='mmpretrain',
+        model=dict(type='BootstrapDistiller', student=student,
+                   teacher=TEACHER,
+                   data_preprocessor=dict(
+                       type='ClsDataPreprocessor', mean=[127.5] * 3,
+                       std=[127.5] * 3, to_rgb=True)),
+        work_dir=work_dir,
+        train_dataloader=loader,
+        train_cfg=dict(by_epoch=True, max_epochs=3),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=2e-3)),
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
+                           checkpoint=dict(type='CheckpointHook',
+                                           interval=3)),
+        randomness=dict(seed=0),
+        log_level='WARNING'))
+
+
+def test_bootstrapping_trains_the_student_towards_a_frozen_teacher(tmp_path):
+    make_shape_dataset(str(tmp_path / 'shapes'), num_train=12, num_val=1)
+    from mmpretrain.registry import MODELS
+    torch.manual_seed(1)
+    teacher = MODELS.build(TEACHER)
+    torch.save({'state_dict': teacher.state_dict()}, tmp_path / 'vit.pth')
+    cfg = config(str(tmp_path / 'shapes'), str(tmp_path / 'work'))
+    cfg.model.teacher_checkpoint = str(tmp_path / 'vit.pth')
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    model.init_weights()  # what train() does first; then keep these
+    model.init_weights = lambda: None
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(model.teacher.state_dict()[k], v), k
+    # the last half of the inherited blocks (the ViT's last third), the
+    # final norm and the head are frozen; the teacher too
+    bb = model.student.backbone
+    assert model.frozen_layers == [len(bb.layers) - 2, len(bb.layers) - 1]
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters()
+              if not p.requires_grad}
+    assert any(n.startswith('teacher.') for n in frozen)
+    assert any(n.startswith('student.neck.') for n in frozen)
+    tuned = f'student.backbone.layers.{len(bb.layers) - 3}.attn.qkv.weight'
+    assert tuned not in frozen
+    before = copy.deepcopy(model.student.state_dict())
+
+    x = torch.randn(8, 3, 32, 32)
+
+    def gap():
+        model.eval()
+        with torch.no_grad():
+            return model.alignment_loss(model.student_representation(x),
+                                        model.teacher_representation(x))
+
+    start = gap()
+    runner.train()
+    assert gap() < 0.8 * start  # the student moved towards the teacher
+    for n, p in model.named_parameters():
+        if n in frozen:
+            assert torch.equal(p, frozen[n]), n
+    after = model.student.state_dict()
+    assert not torch.equal(after['backbone.' + tuned[len('student.'
+                                                          'backbone.'):]],
+                           before['backbone.' + tuned[len('student.'
+                                                          'backbone.'):]])
+    assert not torch.equal(after['backbone.layers.0.roi_offset_bias'],
+                           before['backbone.layers.0.roi_offset_bias'])
+    # predict goes through the student with the teacher's head
+    preds = model(x, mode='predict')
+    assert len(preds) == 8 and preds[0].pred_score.shape == (4, )
