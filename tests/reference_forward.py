@@ -189,3 +189,194 @@ def random_released_state_dict(seed=0, **kw):
             t = t * 0.02
         sd[k] = t
     return sd
+
+
+# --------------------------------------------------------------------------
+# Bootstrapped SparseFormers (CVPR 2024), written from the reference doc's
+# section 5: the same released layout plus cls_embedding, stage_embedding,
+# pe_transition, an MLP RoI head; border padding, no mixing biases.
+# --------------------------------------------------------------------------
+def _attn(x, sd, p, eps):
+    B, N, D = x.shape
+    H = D // 64
+    h = _ln(x, sd, p + 'norm1', eps)
+    qkv = _lin(h, sd, p + 'attn.qkv').reshape(B, N, 3, H, 64)
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    a = torch.einsum('bnhd,bmhd->bhnm', q, k) / 8.0
+    o = torch.einsum('bhnm,bmhd->bnhd', a.softmax(-1), v)
+    return x + _lin(o.reshape(B, N, D), sd, p + 'attn.proj')
+
+
+def _mlp(x, sd, p, eps, quick):
+    h = _lin(_ln(x, sd, p + 'norm2', eps), sd, p + 'mlp.fc1')
+    h = h * torch.sigmoid(1.702 * h) if quick else F.gelu(h)
+    return x + _lin(h, sd, p + 'mlp.fc2')
+
+
+def _border(feat, px, py):
+    """Bilinear sampling with border padding: clamp the coordinates into
+    the pixel-centre range, then the zero-padded kernel sees no outside."""
+    C, H, W = feat.shape
+    px = ((px * W - 0.5).clamp(0, W - 1) + 0.5) / W
+    py = ((py * H - 0.5).clamp(0, H - 1) + 0.5) / H
+    return bilinear(feat, px, py)
+
+
+def _btsp_sampling(x, sd, p, roi, feat, eps):
+    B, N, D = x.shape
+    o = _ln(x, sd, p + 'roi_offset_module.0', eps) @ \
+        sd[p + 'roi_offset_module.1.weight'].t() + sd[p + 'roi_offset_bias']
+    o = o.reshape(B, N, -1, 2)
+    o = (o - o.mean(2, keepdim=True)) / (3 * (o.std(2, keepdim=True) + 1e-5))
+    pts = (roi[..., :2] + roi[..., 2:]).unsqueeze(2) / 2 + \
+        o * (roi[..., 2:] - roi[..., :2]).unsqueeze(2)
+    g = _ln(x, sd, p + 'adaptive_mixing.parameter_generator.0', 1e-5)
+    g = _lin(_lin(g, sd, p + 'adaptive_mixing.parameter_generator.1'),
+             sd, p + 'adaptive_mixing.parameter_generator.2')
+    C, P = feat.shape[1], pts.shape[2]
+    Q = (g.shape[-1] - C * C) // P
+    out = []
+    for b in range(B):
+        s = _border(feat[b], pts[b, ..., 0], pts[b, ..., 1])  # N, P, C
+        mc = g[b, :, :C * C].reshape(N, C, C)
+        ms = g[b, :, C * C:].reshape(N, Q, P)
+        t = torch.einsum('npc,ncd->npd', s, mc)  # no bias, no activation
+        t = F.gelu(torch.einsum('nqp,npc->nqc', ms, t))
+        out.append(t.reshape(N, Q * C))
+    return x + _lin(torch.stack(out), sd, p + 'adaptive_mixing.out_proj')
+
+
+def _pe(x, sd, p, roi, eps):
+    D = x.shape[-1]
+    freqs = torch.exp(torch.linspace(0, math.log(128), D // 4))
+    ang = (roi * math.pi).unsqueeze(-1) * freqs  # B, N, 4, D/4
+    pe = torch.cat([ang[..., 0::2].sin(), ang[..., 1::2].cos()], -1)
+    pe = _lin(_ln(pe.flatten(2), sd, p + 'pe_transition.0', eps), sd,
+              p + 'pe_transition.1')
+    return x + pe
+
+
+def _btsp_roi(x, sd, p, roi, eps):
+    h = _ln(x, sd, p + 'roi_adjust_module.0', eps)
+    h = F.gelu(_lin(h, sd, p + 'roi_adjust_module.1'))
+    d = h @ sd[p + 'roi_adjust_module.3.weight'].t()
+    c = (roi[..., :2] + roi[..., 2:]) / 2
+    s = (roi[..., 2:] - roi[..., :2]).abs()
+    c, s = c + d[..., :2] * s, s * d[..., 2:].exp()
+    return torch.cat([c - s / 2, c + s / 2], -1)
+
+
+def reference_btsp_output(sd, img, clip=False, eps=1e-5):
+    """Logits (AugReg) or embedding (CLIP) of a bootstrapped SparseFormer
+    given its released-layout state dict."""
+    f = F.conv2d(img, sd['feat_extractor.conv1.weight'],
+                 sd['feat_extractor.conv1.bias'], stride=2, padding=3)
+    f = F.max_pool2d(F.relu(f), 3, 2, 1)
+    mu = f.mean(1, keepdim=True)
+    f = (f - mu) / torch.sqrt(((f - mu) ** 2).mean(1, keepdim=True) + 1e-5)
+    B = img.shape[0]
+    N = sd['initial_roi.weight'].shape[0]
+    x = sd['initial_embedding.weight'].expand(B, N, -1)
+    roi = sd['initial_roi.weight'].expand(B, -1, -1)
+    for r in range(sd['layers.0.stage_embedding.weight'].shape[0]):
+        x = x + sd['layers.0.stage_embedding.weight'][r]
+        x = _btsp_sampling(x, sd, 'layers.0.', roi, f, eps)
+        x = _pe(x, sd, 'layers.0.', roi, eps)
+        x = _attn(x, sd, 'layers.0.', eps)
+        x = _mlp(x, sd, 'layers.0.', eps, quick=False)
+        roi = _btsp_roi(x, sd, 'layers.0.', roi, eps)
+    x = _lin(x, sd, 'layers.1.0')
+    x = _btsp_sampling(x, sd, 'layers.2.', roi, f, eps)
+    x = _pe(x, sd, 'layers.2.', roi, eps)
+    x = torch.cat([sd['cls_embedding.weight'].expand(B, 1, -1), x], 1)
+    i = 3
+    while f'layers.{i}.norm1.weight' in sd:
+        x = _mlp(_attn(x, sd, f'layers.{i}.', eps), sd, f'layers.{i}.', eps,
+                 quick=clip)
+        i += 1
+    return _lin(_ln(x[:, 0], sd, 'norm', eps), sd, 'proj')
+
+
+def random_btsp_state_dict(seed=0, num_tokens=8, focus=64, dims=128,
+                           depth=2, points=16, channels=16, out=10,
+                           clip=False):
+    """Random weights in the released bootstrapped layout (small)."""
+    g = torch.Generator().manual_seed(seed)
+    Q = max(points, 32)
+    shapes = {
+        'feat_extractor.conv1.weight': (channels, 3, 7, 7),
+        'feat_extractor.conv1.bias': (channels, ),
+        'initial_roi.weight': (num_tokens, 4),
+        'initial_embedding.weight': (1, focus),
+        'cls_embedding.weight': (1, dims),
+        'layers.1.0.weight': (dims, focus), 'layers.1.0.bias': (dims, ),
+        'norm.weight': (dims, ), 'norm.bias': (dims, ),
+        'proj.weight': (out, dims),
+    }
+    if not clip:
+        shapes['proj.bias'] = (out, )
+
+    def block(i, d):
+        p = f'layers.{i}.'
+        return {p + 'norm1.weight': (d, ), p + 'norm1.bias': (d, ),
+                p + 'attn.qkv.weight': (3 * d, d),
+                p + 'attn.qkv.bias': (3 * d, ),
+                p + 'attn.proj.weight': (d, d), p + 'attn.proj.bias': (d, ),
+                p + 'norm2.weight': (d, ), p + 'norm2.bias': (d, ),
+                p + 'mlp.fc1.weight': (4 * d, d),
+                p + 'mlp.fc1.bias': (4 * d, ),
+                p + 'mlp.fc2.weight': (d, 4 * d), p + 'mlp.fc2.bias': (d, )}
+
+    def sampler(i, d):
+        p = f'layers.{i}.'
+        gen = p + 'adaptive_mixing.parameter_generator.'
+        return {
+            p + 'roi_offset_bias': (2 * points, ),
+            p + 'roi_offset_module.0.weight': (d, ),
+            p + 'roi_offset_module.0.bias': (d, ),
+            p + 'roi_offset_module.1.weight': (2 * points, d),
+            p + 'adaptive_mixing.out_proj.weight': (d, channels * Q),
+            p + 'adaptive_mixing.out_proj.bias': (d, ),
+            gen + '0.weight': (d, ), gen + '0.bias': (d, ),
+            gen + '1.weight': (128, d), gen + '1.bias': (128, ),
+            gen + '2.weight': (channels * channels + Q * points, 128),
+            gen + '2.bias': (channels * channels + Q * points, ),
+            p + 'pe_transition.0.weight': (d, ),
+            p + 'pe_transition.0.bias': (d, ),
+            p + 'pe_transition.1.weight': (d, d),
+            p + 'pe_transition.1.bias': (d, )}
+
+    shapes.update(block(0, focus))
+    shapes.update(sampler(0, focus))
+    shapes.update({'layers.0.stage_embedding.weight': (4, focus),
+                   'layers.0.roi_adjust_module.0.weight': (focus, ),
+                   'layers.0.roi_adjust_module.0.bias': (focus, ),
+                   'layers.0.roi_adjust_module.1.weight': (focus, focus),
+                   'layers.0.roi_adjust_module.1.bias': (focus, ),
+                   'layers.0.roi_adjust_module.3.weight': (4, focus)})
+    shapes.update(sampler(2, dims))
+    for i in range(3, 3 + depth):
+        shapes.update(block(i, dims))
+    sd = {}
+    for k, shape in shapes.items():
+        t = torch.randn(shape, generator=g)
+        if k.endswith('norm.weight') or (len(shape) == 1 and (
+                'norm' in k or k.endswith(('0.weight', )))):
+            t = 1 + 0.1 * t
+        elif k == 'initial_roi.weight':
+            lo = torch.rand(shape[0], 2, generator=g) * 0.5
+            t = torch.cat([lo, lo + 0.3 + 0.2 * torch.rand(shape[0], 2,
+                                                           generator=g)], 1)
+        elif 'conv1.weight' in k:
+            t = t * 0.1
+        elif k.endswith('roi_offset_bias'):
+            t = t * 0.5
+        elif k.endswith('parameter_generator.2.bias'):
+            t = t * 0.05
+        elif k.endswith('.weight') and len(shape) == 2 and 'embedding' \
+                not in k:
+            t = t * (0.5 / math.sqrt(shape[1]))
+        elif 'embedding' not in k:
+            t = t * 0.02
+        sd[k] = t
+    return sd
