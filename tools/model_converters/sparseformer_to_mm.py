@@ -9,11 +9,9 @@ Example:
         sparseformer_v1_tiny_converted.pth checkpoints/sparseformer-tiny_in1k.pth
 """
 import argparse
+import os.path as osp
 import sys
 
-import sparseformer_mm  # noqa: F401  (applies compat fixes, registers models)
-from sparseformer_mm.checkpoint_formats import save_checkpoint
-from sparseformer_mm.models import convert_sparseformer
 
 
 def parse_args():
@@ -26,8 +24,24 @@ def parse_args():
     return parser.parse_args()
 
 
+def refuse_overwrite(src: str, dst: str) -> None:
+    """Exit when the output would replace the input (its original weights
+    would be lost if the conversion were wrong)."""
+    same = (osp.samefile(src, dst) if osp.exists(src) and osp.exists(dst)
+            else osp.abspath(src) == osp.abspath(dst))
+    if same:
+        sys.exit(f'error: the output {dst} is the input {src}; write the '
+                 'converted checkpoint to another file (the original would '
+                 'be overwritten).')
+
+
 def main():
     args = parse_args()
+    refuse_overwrite(args.src, args.dst)
+    # imported after the argument checks: a bad option fails fast
+    import sparseformer_mm  # noqa: F401  (compat fixes, registers models)
+    from sparseformer_mm.checkpoint_formats import save_checkpoint
+    from sparseformer_mm.models import convert_sparseformer
     try:
         ckpt, _ = convert_sparseformer(args.src, ema=args.ema)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
