@@ -11,13 +11,17 @@ default because a user cannot see them in a config:
   (``load_from``, ``init_cfg`` Pretrained, converters) loads weights-only,
   with an allow-list of the inert data types mmengine checkpoints hold.
 * **Atomic saves.** Checkpoints and the ``last_checkpoint`` pointer are
-  written to a temporary file and renamed over the target.
+  written to a uniquely named temporary file and renamed over the target.
+  (The order of writes and deletions in a save is ``SafeCheckpointHook``'s.)
 """
 import contextlib
 import io
 import os
 import os.path as osp
 import pickle
+import re
+import secrets
+import socket
 from typing import IO, Callable, Iterator, List
 
 import torch
@@ -155,22 +159,73 @@ def fix_torch_weights_only_load() -> None:
 #    ``os.replace``d over the target, so the old file stays whole until the
 #    new one is.
 # --------------------------------------------------------------------------
+def temporary_name(path: str) -> str:
+    """A new, unique temporary name next to ``path``:
+    ``.NAME.HOST.PID.RANDOM.tmp``. Two processes (or threads) saving the
+    same name never share a temporary file; the host and pid say whose a
+    leftover one is (see :func:`remove_stale_temporaries`)."""
+    folder, name = osp.split(osp.abspath(path))
+    host = socket.gethostname().replace(os.sep, '_')
+    return osp.join(folder, f'.{name}.{host}.{os.getpid()}.'
+                    f'{secrets.token_hex(4)}.tmp')
+
+
+_TMP_RE = re.compile(r'^\.(?P<name>.+)\.(?P<host>[^/]+)\.(?P<pid>\d+)\.'
+                     r'[0-9a-f]{8}\.tmp$')
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Remove the temporary files :func:`atomic_write` left in ``folder``
+    when its process was killed: those made on this host by a process that
+    no longer runs (a live writer's, or another host's, are left alone).
+
+    Returns:
+        list[str]: The removed paths.
+    """
+    removed = []
+    host = socket.gethostname().replace(os.sep, '_')
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(folder):
+            m = _TMP_RE.match(entry)
+            if (m and m['host'] == host and int(m['pid']) != os.getpid()
+                    and not _pid_alive(int(m['pid']))):
+                with contextlib.suppress(OSError):
+                    os.remove(osp.join(folder, entry))
+                    removed.append(osp.join(folder, entry))
+    return removed
+
+
 def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` all at once: ``write(f)`` fills a temporary file next
-    to it (``.NAME.tmp``), which is flushed, fsynced and renamed over
-    ``path``. A crash at any point leaves ``path`` as it was (or absent),
-    never partial; if ``write`` raises, the temporary file is removed.
+    """Write ``path`` all at once: ``write(f)`` fills a new temporary file
+    next to it (:func:`temporary_name`, unique per call), which is flushed,
+    fsynced and renamed over ``path``. A crash at any point leaves ``path``
+    as it was (or absent), never partial; concurrent writers of one path
+    each install a whole file (the last rename wins); if ``write`` raises,
+    the temporary file is removed.
 
     Args:
         path (str): The file to (over)write.
         write (callable): Called with the open binary file object.
     """
     path = osp.abspath(path)
-    folder, name = osp.split(path)
+    folder = osp.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{name}.tmp')
+    tmp = temporary_name(path)
     try:
-        with open(tmp, 'wb') as f:
+        # O_EXCL: never write into a file another writer has open; 0o666
+        # lets the umask decide the mode, as a plain open() would.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, 'wb') as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -104,6 +104,8 @@ def merge_args(cfg: Config, args) -> Config:
 
 
 def main():
+    from cfg_check import check_cfg_options
+    check_cfg_options()  # before argparse: an item without '=' crashes it
     args = parse_args()
     cfg = merge_args(load_config(args), args)
     check_amp_device(cfg)

@@ -7,7 +7,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, ignore_last=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, save_best='auto',
+    # CheckpointHook that deletes old checkpoints only after the new one and
+    # last_checkpoint are on disk (a kill while saving loses nothing)
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, save_best='auto',
                     max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     sync_buffers=dict(type='SyncBuffersHook'),
@@ -29,6 +31,18 @@ custom_hooks = [
     # a NaN / inf loss stops training before it reaches the weights
     # (action='skip' drops such steps instead)
     dict(type='NonFiniteLossHook', action='raise'),
+    # one training run per work dir (first of all: priority HIGHEST); a
+    # killed run's lock is taken over
+    dict(type='WorkDirLockHook'),
+    # --resume: checks last_checkpoint (empty / missing file / copied work
+    # dir) and lets --cfg-options optim_wrapper.optimizer.lr=... win
+    dict(type='ResumeCheckHook'),
+    # load_from / resume / test with weights that do not fit the model: an
+    # error saying what to set (partial_load=True loads what fits)
+    dict(type='CheckpointFitHook'),
+    # a batch padded to more than 4x its smallest input's area: a warning
+    # naming the largest file (resize in the pipeline)
+    dict(type='BatchPaddingHook', max_factor=4.0),
 ]
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -14,8 +14,14 @@ custom_hooks = [dict(type='SamplingGradScaleHook'),
                 dict(type='RNGStateHook'),
                 dict(type='SkipPretrainedOnLoadHook'),
                 dict(type='DataCheckHook', max_bad_fraction=0.01),
-                dict(type='NonFiniteLossHook', action='raise')]
+                dict(type='NonFiniteLossHook', action='raise'),
+                dict(type='WorkDirLockHook'),
+                dict(type='ResumeCheckHook'),
+                dict(type='CheckpointFitHook'),
+                dict(type='BatchPaddingHook', max_factor=4.0)]
 # mmaction2's own runtime has no visualization hook, which tools/test.py
-# (ours and mmaction2's) expects for --show-dir.
+# (ours and mmaction2's) expects for --show-dir, and its CheckpointHook deletes the oldest checkpoint before writing the
+# new one: ours (same options) only after.
 default_hooks = dict(visualization=dict(type='VisualizationHook',
-                                        enable=False))
+                                        enable=False),
+                     checkpoint=dict(type='SafeCheckpointHook'))

@@ -17,6 +17,8 @@ workers are separate processes, so counting, logging and the
 ``max_bad_fraction`` limit happen in the main process, in
 :class:`~sparseformer_mm.engine.hooks.DataCheckHook`, from the batches.
 """
+import errno
+import os
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
@@ -54,13 +56,67 @@ def _sample_path(info: dict) -> str:
     return '<no path>'
 
 
+def path_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a readable regular file (``None`` if it is):
+    ``'file not found'``, ``'is a directory'``, ``'is a symlink loop'``,
+    ``'is a broken symlink (to X)'`` or ``'is not a regular file'``."""
+    if osp.isfile(path):
+        return None
+    if osp.isdir(path):
+        return 'is a directory'
+    if osp.islink(path):
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return 'is a symlink loop'
+        return f'is a broken symlink (to {os.readlink(path)})'
+    if osp.exists(path):
+        return 'is not a regular file'
+    return 'file not found'
+
+
+def read_list_lines(path: str) -> List[Tuple[int, str]]:
+    """``(line number, text)`` of every line of a UTF-8 list file.
+
+    A UTF-8 byte-order mark (Windows editors write one) is dropped, so the
+    first path does not start with an invisible ``\\ufeff``. A file in
+    another encoding raises :class:`AnnotationError` naming the file, the
+    first undecodable line and how to convert it.
+    """
+    with open(path, 'rb') as f:
+        data = f.read()
+    if data.startswith((b'\xff\xfe', b'\xfe\xff')):
+        raise AnnotationError(
+            f'{path} is UTF-16 encoded (it starts with a UTF-16 byte-order '
+            'mark); save it as UTF-8, e.g. iconv -f UTF-16 -t UTF-8 '
+            f'{path} > fixed.txt')
+    if data.startswith(b'\xef\xbb\xbf'):
+        data = data[3:]
+    lines = data.split(b'\n')
+    out = []
+    for lineno, raw in enumerate(lines, 1):
+        try:
+            out.append((lineno, raw.decode('utf-8')))
+        except UnicodeDecodeError as e:
+            raise AnnotationError(
+                f'{path}:{lineno}: not UTF-8 (byte {raw[e.start]:#04x} at '
+                f'column {e.start + 1}: {raw[:60]!r}); save the list as '
+                'UTF-8, e.g. iconv -f LATIN1 -t UTF-8 (or the encoding it '
+                f'was written in) {path} > fixed.txt') from None
+    if out and out[-1][1] == '':
+        out.pop()  # the newline at the end
+    return out
+
+
 def describe_failure(exc: BaseException, path: Optional[str]) -> str:
     """A one-line reason for a sample that failed to load."""
     if isinstance(exc, ShortVideoError):
         return str(exc)
     if path and path != '<no path>':
-        if not osp.exists(path):
-            return 'file not found'
+        problem = path_problem(path)
+        if problem is not None:
+            return problem
         if osp.isfile(path) and osp.getsize(path) == 0:
             return 'empty file (0 bytes)'
         if osp.isfile(path):
@@ -200,23 +256,23 @@ class CheckedVideoDataset(VideoDataset):
                 'ann_file in the dataset config.')
         prefix = self.data_prefix.get('video')
         data_list, problems = [], []
-        with open(self.ann_file, encoding='utf-8') as f:
-            for lineno, raw in enumerate(f, 1):
-                line = raw.strip()
-                if not line:
-                    continue
-                item, problem = self._parse_line(line)
-                if problem:
-                    problems.append(f'{self.ann_file}:{lineno}: {problem}')
-                    continue
-                if prefix is not None:
-                    item['filename'] = osp.join(prefix, item['filename'])
-                item['ann_line'] = lineno
-                data_list.append(item)
+        for lineno, raw in read_list_lines(self.ann_file):
+            line = raw.strip()
+            if not line:
+                continue
+            item, problem = self._parse_line(line)
+            if problem:
+                problems.append(f'{self.ann_file}:{lineno}: {problem}')
+                continue
+            if prefix is not None:
+                item['filename'] = osp.join(prefix, item['filename'])
+            item['ann_line'] = lineno
+            data_list.append(item)
         if problems:
             self._raise(problems)
         if not data_list:
-            raise AnnotationError(f'{self.ann_file} lists no videos.')
+            raise AnnotationError(f'{self.ann_file} lists no videos (it is '
+                                  'empty or has only blank lines).')
         if self.num_classes is not None:
             self.check_labels(self.num_classes, data_list)
         return data_list

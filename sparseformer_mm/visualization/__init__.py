@@ -6,8 +6,8 @@ use, so ``import sparseformer_mm`` (which registers
 """
 import importlib
 
-from .inference import (init_model, is_video_model, load_input, trace_file,
-                        trace_model_input)
+from .inference import (init_model, is_video_model, load_input, predict,
+                        trace_file, trace_model_input, warn_non_finite)
 
 _DRAWING = ('density_panel', 'draw_density', 'draw_rois', 'frame_points',
             'frame_tokens', 'make_grid', 'passes_grid', 'save_gif',
@@ -15,8 +15,8 @@ _DRAWING = ('density_panel', 'draw_density', 'draw_rois', 'frame_points',
             'visualize_trace')
 
 __all__ = [
-    'init_model', 'is_video_model', 'load_input', 'trace_file',
-    'trace_model_input', *_DRAWING
+    'init_model', 'is_video_model', 'load_input', 'predict', 'trace_file',
+    'trace_model_input', 'warn_non_finite', *_DRAWING
 ]
 
 

@@ -4,7 +4,7 @@ The pictures must show what the backbone saw, so inputs go through the
 config's own test (or val) pipeline and the model's data preprocessor, and
 the displayed input is the preprocessed tensor, de-normalised.
 """
-import os.path as osp
+import warnings
 from typing import Optional, Tuple, Union
 
 import numpy as np
@@ -15,6 +15,8 @@ from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import load_checkpoint
 from torch import nn
 
+from ..checkpoint_formats import CheckpointMismatchError, checkpoint_fit_error
+from ..datasets.checked_dataset import path_problem
 from ..utils.model_utils import unwrap_model
 
 # Extensions taken for videos: an image config refuses such an input.
@@ -23,20 +25,26 @@ VIDEO_EXTS = ('.mp4', '.webm', '.mkv', '.avi')
 
 def init_model(config: Union[str, Config],
                checkpoint: Optional[str] = None,
-               device: str = 'cpu') -> nn.Module:
+               device: str = 'cpu',
+               partial: bool = False) -> nn.Module:
     """Build an ``ImageClassifier`` / ``Recognizer3D`` from a config.
 
     Weights are loaded with mmengine's ``load_checkpoint`` (weights-only
-    under ``sparseformer_mm.compat``), strictly. A video backbone's
-    ``pretrained`` image checkpoint is not read: the weights come from
-    ``checkpoint``. The returned model is in eval mode and carries the
-    config as ``model.cfg``.
+    under ``sparseformer_mm.compat``), strictly: a checkpoint that does not
+    fit the model (another arch or ``replicates``, an image checkpoint for
+    a video config, another number of classes) raises
+    :class:`~sparseformer_mm.checkpoint_formats.CheckpointMismatchError`
+    saying what to set. A video backbone's ``pretrained`` image checkpoint
+    is not read: the weights come from ``checkpoint``. The returned model
+    is in eval mode and carries the config as ``model.cfg``.
 
     Args:
         config (str | Config): config file or object.
         checkpoint (str, optional): ``.pth`` file with a ``state_dict``
             (as saved by the Runner); ``None`` keeps random weights.
         device (str): e.g. ``'cpu'`` or ``'cuda:0'``. Defaults to 'cpu'.
+        partial (bool): load only the weights that fit (with a warning)
+            instead of raising. Defaults to False.
     """
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     scope = cfg.get('default_scope')
@@ -52,12 +60,30 @@ def init_model(config: Union[str, Config],
     with DefaultScope.overwrite_default_scope(scope):
         model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint} not found')
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                        logger='silent')
+        problem = path_problem(checkpoint)
+        if problem is not None:
+            raise FileNotFoundError(f'checkpoint {checkpoint}: {problem}')
+        try:
+            msg = checkpoint_fit_error(model, checkpoint, 'api')
+        except ValueError as e:  # not a checkpoint at all
+            raise CheckpointMismatchError(str(e)) from None
+        if msg is not None:
+            if not partial:
+                raise CheckpointMismatchError(msg)
+            warnings.warn(msg.split(' To load only')[0] + ' Loading only '
+                          'the weights that fit (partial=True).')
+        load_checkpoint(model, checkpoint, map_location='cpu',
+                        strict=not partial, logger='silent')
     model.cfg = cfg
     return model.to(device).eval()
+
+
+def _sample_name(packed: dict) -> str:
+    meta = getattr(packed.get('data_samples'), 'metainfo', {}) or {}
+    for key in ('filename', 'img_path'):
+        if meta.get(key):
+            return str(meta[key])
+    return '<sample>'
 
 
 def _backbone(model: nn.Module) -> nn.Module:
@@ -87,8 +113,9 @@ def load_input(cfg: Config, path: str, split: str = 'test') -> dict:
     Returns:
         dict: the packed sample (``inputs``, ``data_samples``).
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'input {path} not found')
+    problem = path_problem(path)
+    if problem is not None:
+        raise FileNotFoundError(f'input {path}: {problem}')
     loader = cfg.get(f'{split}_dataloader') or {}
     pipeline = (loader.get('dataset') or {}).get('pipeline') \
         or cfg.get(f'{split}_pipeline')
@@ -106,6 +133,49 @@ def load_input(cfg: Config, path: str, split: str = 'test') -> dict:
         data = dict(img_path=path)
     with DefaultScope.overwrite_default_scope(scope):
         return Compose(pipeline)(data)
+
+
+def warn_non_finite(inputs: torch.Tensor, name: str) -> bool:
+    """Warn (naming the input) when a preprocessed input holds NaN or Inf
+    values: every score computed from it is NaN, and the "prediction" is
+    label 0. Returns whether it did."""
+    bad = ~torch.isfinite(inputs)
+    if not bool(bad.any()):
+        return False
+    warnings.warn(
+        f'input {name} has {int(bad.sum())} non-finite value(s) (NaN / Inf) '
+        f'of {inputs.numel()} after preprocessing: the scores are NaN and '
+        'the predicted label is meaningless. Check the file (a float image '
+        'with NaN pixels?) and the pipeline.')
+    return True
+
+
+@torch.no_grad()
+def predict(model: nn.Module, path: str, split: str = 'test'):
+    """Classify one image or video file with a model from
+    :func:`init_model`, through the config's ``split`` pipeline.
+
+    Warns when the preprocessed input (or the scores) are not finite.
+
+    Returns:
+        The data sample with ``pred_score`` (and ``pred_label``).
+    """
+    cfg = getattr(model, 'cfg', None)
+    if cfg is None:
+        raise AttributeError('model.cfg is missing; build the model with '
+                             'sparseformer_mm.visualization.init_model')
+    model = unwrap_model(model)
+    data = model.data_preprocessor(pseudo_collate([load_input(cfg, path,
+                                                              split)]),
+                                   False)
+    warned = warn_non_finite(data['inputs'], path)
+    sample = model(**data, mode='predict')[0]
+    score = sample.pred_score
+    if not warned and not bool(torch.isfinite(score).all()):
+        warnings.warn(f'the scores for {path} are not finite (NaN / Inf) '
+                      'although its input is: the weights are broken '
+                      '(e.g. from a diverged training).')
+    return sample
 
 
 def _display(pre: nn.Module, x: torch.Tensor, image_model: bool) -> np.ndarray:
@@ -153,6 +223,7 @@ def trace_model_input(model: nn.Module,
                                      f'has {inputs.shape[1]} clips/crops')
                 inputs = inputs[:, view]
         inputs = inputs[:1]
+        warn_non_finite(inputs, _sample_name(packed))
         trace = backbone(inputs, return_trace=True)
     finally:
         model.train(was_training)

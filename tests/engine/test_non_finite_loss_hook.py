@@ -1,16 +1,22 @@
 """NonFiniteLossHook in real Runner runs where the loss turns NaN at a known
 iteration (a NaN input at a known sample)."""
+import os
 import os.path as osp
 
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 from sparseformer_mm.checkpoint_safety import load_weights_only
-from sparseformer_mm.engine.hooks import NonFiniteLossError, NonFiniteLossHook
+from sparseformer_mm.engine.hooks import (NonFiniteLossError,
+                                          NonFiniteLossHook,
+                                          NonFiniteWeightsError)
+from sparseformer_mm.engine.hooks.non_finite_loss_hook import \
+    non_finite_tensors
 
 
 class TinyRegressor(BaseModel):
@@ -41,7 +47,7 @@ class Points(Dataset):
         return dict(inputs=x, labels=torch.tensor([0.5]))
 
 
-def _run(work_dir, nan_at, hooks, max_iters=6):
+def _run(work_dir, nan_at, hooks, max_iters=6, checkpoint=None, **kwargs):
     runner = Runner(
         model=TinyRegressor(),
         work_dir=str(work_dir),
@@ -51,10 +57,10 @@ def _run(work_dir, nan_at, hooks, max_iters=6):
             collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
-                                           interval=1, by_epoch=False)),
+        default_hooks=dict(checkpoint=checkpoint or dict(
+            type='CheckpointHook', interval=1, by_epoch=False)),
         custom_hooks=hooks,
-        log_level='WARNING')
+        log_level='WARNING', **kwargs)
     return runner
 
 
@@ -114,3 +120,44 @@ def test_skip_gives_up_after_too_many_in_a_row(tmp_path):
 def test_bad_action_is_rejected():
     with pytest.raises(ValueError, match="'raise' or 'skip'"):
         NonFiniteLossHook(action='ignore')
+
+
+class AllCheckpointsFinite(Hook):
+    """After every iteration (and its save): every checkpoint on disk holds
+    finite tensors only."""
+
+    priority = 'LOWEST'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        for name in os.listdir(runner.work_dir):
+            if name.endswith('.pth'):
+                ckpt = load_weights_only(osp.join(runner.work_dir, name))
+                assert not non_finite_tensors(ckpt['state_dict']), name
+
+
+@pytest.mark.parametrize('interval', [1, 2])
+def test_skip_never_checkpoints_non_finite_weights(tmp_path, interval):
+    # lr 0.1 for two iterations, then inf: iteration 3 has a finite loss
+    # but its step makes the weights inf, and every later loss is
+    # non-finite. interval=1: the save after iteration 3 refuses them;
+    # interval=2: iteration 4's non-finite loss finds them.
+    runner = _run(
+        tmp_path, nan_at=[], max_iters=6,
+        hooks=[dict(type='NonFiniteLossHook', action='skip'),
+               AllCheckpointsFinite()],
+        checkpoint=dict(type='SafeCheckpointHook', interval=interval,
+                        by_epoch=False, max_keep_ckpts=1),
+        param_scheduler=dict(type='MultiStepLR', by_epoch=False,
+                             milestones=[2], gamma=float('inf')))
+    with pytest.raises(NonFiniteWeightsError) as info:
+        runner.train()
+    msg = str(info.value)
+    last = osp.join(tmp_path, 'iter_2.pth')
+    assert f'The last checkpoint is {last}; resume from it' in msg, msg
+    assert 'optim_wrapper.optimizer.lr' in msg
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith('.pth')) \
+        == ['iter_2.pth']
+    assert not non_finite_tensors(_weights(tmp_path, 2))
+    where = 'iteration 4' if interval == 2 else 'iteration 3'
+    assert where in msg, msg

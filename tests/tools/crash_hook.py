@@ -13,8 +13,21 @@ Imported by the configs the crash tests write (``custom_imports``).
 
 :class:`NaNLossHook` makes the loss of one rank NaN at one iteration
 (``NAN_AT_ITER``, 1-based; ``NAN_RANK``, default 0).
+
+Kills inside a checkpoint save: ``CRASH_IN_SAVE`` names the point and
+``CRASH_SAVE_EPOCH`` the epoch whose save (``epoch_N.pth``) is hit:
+
+* ``before_save``: in ``before_save_checkpoint`` (nothing written yet);
+* ``before_ckpt_install``: the temporary file is whole, not yet renamed;
+* ``after_ckpt``: ``epoch_N.pth`` installed, pointer not yet written;
+* ``after_pointer``: ``last_checkpoint`` names it, old files not removed;
+* ``after_remove``: after the first removal of an old checkpoint.
+
+The last four wrap ``os.replace`` / ``os.remove`` (what the atomic save and
+mmengine's file backend call), so they see the real order of the writes.
 """
 import os
+import os.path as osp
 import signal
 import time
 
@@ -33,8 +46,52 @@ def _armed(runner, prefix: str) -> bool:
         get_rank() == int(os.environ.get(f'{prefix}_RANK', '0'))
 
 
+def _kill():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+_SAVE_POINT = os.environ.get('CRASH_IN_SAVE')
+_SAVE_NAME = f"epoch_{os.environ.get('CRASH_SAVE_EPOCH', '0')}.pth"
+_installed = []  # whether epoch_N.pth was installed in this process
+
+
+def _install_save_crash():
+    real_replace, real_remove = os.replace, os.remove
+
+    def replace(src, dst, **kwargs):
+        name = osp.basename(os.fspath(dst))
+        if name == _SAVE_NAME and _SAVE_POINT == 'before_ckpt_install':
+            _kill()
+        real_replace(src, dst, **kwargs)
+        if name == _SAVE_NAME:
+            _installed.append(name)
+            if _SAVE_POINT == 'after_ckpt':
+                _kill()
+        if (name == 'last_checkpoint' and _installed
+                and _SAVE_POINT == 'after_pointer'):
+            _kill()
+
+    def remove(path, **kwargs):
+        real_remove(path, **kwargs)
+        if (_installed and _SAVE_POINT == 'after_remove'
+                and os.fspath(path).endswith('.pth')):
+            _kill()
+
+    os.replace, os.remove = replace, remove
+
+
+if _SAVE_POINT and _SAVE_POINT != 'before_save':
+    _install_save_crash()
+
+
 @HOOKS.register_module()
 class CrashHook(Hook):
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        if (_SAVE_POINT == 'before_save' and
+                osp.basename(_SAVE_NAME) ==
+                f"epoch_{checkpoint['meta']['epoch']}.pth"):
+            _kill()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):

@@ -7,6 +7,7 @@ work_dir, ``init_cfg`` Pretrained, ``backbone.pretrained``, the converters,
 tools/test.py and tools/infer.py) are weights-only; only ``Runner.resume``
 inside the run's own work_dir unpickles fully (tests/test_compat.py).
 """
+import os
 import os.path as osp
 import runpy
 import subprocess
@@ -126,3 +127,47 @@ def test_video_backbone_pretrained(evil):
     with pytest.raises(RuntimeError, match=REFUSED):
         model.init_weights()
     assert not marker.exists()
+
+
+def _hammer(path, blobs, writer, errors):
+    # Plain bytes (serialised by the parent): a forked child must not run
+    # torch ops after the parent's thread pools started.
+    from sparseformer_mm.checkpoint_safety import atomic_write
+    for blob in blobs:
+        try:
+            atomic_write(path, lambda f: f.write(blob))
+        except Exception as e:  # counted: a failed save is a bug too
+            errors.put(repr(e))
+
+
+def test_concurrent_saves_of_one_name_install_whole_files(tmp_path):
+    # Several processes save the same checkpoint name at once (two runs in
+    # one work dir; ranks sharing a folder). Each save has its own
+    # temporary file: none fails, and a reader only ever sees whole files.
+    import io
+    import multiprocessing as mp
+
+    def blob(value):
+        buf = io.BytesIO()
+        torch.save({'w': torch.full((64 * 1024,), float(value))}, buf)
+        return buf.getvalue()
+
+    ctx = mp.get_context('fork')
+    path, errors = str(tmp_path / 'epoch_1.pth'), ctx.Queue()
+    writers = [ctx.Process(target=_hammer, args=(
+        path, [blob(w * 1000 + i) for i in range(40)], w, errors))
+        for w in range(4)]
+    for p in writers:
+        p.start()
+    reads = 0
+    while any(p.is_alive() for p in writers) or reads == 0:
+        if osp.exists(path):
+            w = torch.load(path, weights_only=True)['w']
+            assert w.numel() == 64 * 1024 and bool((w == w[0]).all())
+            reads += 1
+    for p in writers:
+        p.join()
+        assert p.exitcode == 0
+    assert errors.empty(), errors.get()
+    # no temporary file is left behind
+    assert os.listdir(tmp_path) == ['epoch_1.pth']

@@ -40,6 +40,8 @@ def main():
     parser.add_argument('--max-depth', type=int, default=3)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
+    if args.shape and min(args.shape) < 1:
+        parser.error(f'--shape sizes must be positive, got {args.shape}')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

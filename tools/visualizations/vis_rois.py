@@ -41,12 +41,19 @@ def parse_args():
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. '
                         'test_dataloader.dataset.pipeline.1.clip_len=8')
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.scale is not None and args.scale < 1:
+        parser.error(f'--scale must be a positive integer, got {args.scale}')
+    if args.max_frames < 1:
+        parser.error(f'--max-frames must be >= 1, got {args.max_frames}')
+    return args
 
 
 def main():
     args = parse_args()
     for path in (args.config, args.checkpoint, args.input):
+        if osp.isdir(path):
+            sys.exit(f'error: {path} is a directory')
         if not osp.isfile(path):
             sys.exit(f'error: {path} does not exist')
     # imported after the checks: a typo fails fast, before the model stack

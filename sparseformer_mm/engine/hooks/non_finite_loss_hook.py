@@ -1,4 +1,5 @@
 """Stops (or skips) a training step whose loss is NaN or infinite."""
+import os.path as osp
 import types
 from typing import List, Optional
 
@@ -13,6 +14,34 @@ from mmengine.runner import EpochBasedTrainLoop
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """The model's weights became NaN or infinite (a step with a finite
+    loss overflowed them); no checkpoint of them is written."""
+
+
+def non_finite_tensors(state_dict) -> List[str]:
+    """Names of the floating-point tensors in ``state_dict`` that hold a
+    NaN or inf."""
+    return [k for k, v in state_dict.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point()
+            and not torch.isfinite(v).all()]
+
+
+def last_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``work_dir/last_checkpoint`` names, if it exists.
+
+    The pointer is written only after its checkpoint is whole on disk
+    (``SafeCheckpointHook``), unlike the message hub's ``last_ckpt``, which
+    mmengine sets before the save."""
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    try:
+        with open(pointer) as f:
+            path = f.read().strip()
+    except OSError:
+        return None
+    return path if path and osp.isfile(path) else None
 
 
 def _non_finite_ranks(loss: torch.Tensor) -> List[int]:
@@ -59,6 +88,16 @@ class NonFiniteLossHook(Hook):
     accumulation the current window's gradients are dropped too) and a
     warning names the iteration; more than ``max_consecutive_skips`` skips
     in a row raise.
+
+    Weights that are already non-finite (a step whose loss was finite can
+    overflow them, e.g. with a far too high learning rate) are never
+    checkpointed, in either mode: before every save
+    (``before_save_checkpoint``) the weights (and EMA weights) are checked, and a non-finite tensor
+    raises :class:`NonFiniteWeightsError` instead of writing the file, so
+    the previous checkpoint stays the newest and, with
+    ``SafeCheckpointHook``, is not rotated out. In skip mode a non-finite
+    loss with non-finite weights raises at once (skipping cannot help).
+    The errors name the last checkpoint on disk (``work_dir/last_checkpoint``).
 
     Args:
         action (str): ``'raise'`` or ``'skip'``. Defaults to 'raise'.
@@ -114,12 +153,60 @@ class NonFiniteLossHook(Hook):
         wrapper.update_params = types.MethodType(update_params, wrapper)
         wrapper._non_finite_guard = self
 
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        bad = []
+        for key in ('state_dict', 'ema_state_dict'):
+            bad += non_finite_tensors(checkpoint.get(key) or {})
+        if not bad:
+            return
+        meta = checkpoint.get('meta') or {}
+        raise NonFiniteWeightsError(
+            f'{len(bad)} weight tensor(s) are non-finite (e.g. {bad[0]}) at '
+            f"epoch {meta.get('epoch')}, iteration {meta.get('iter')}: a "
+            'step overflowed them, so this checkpoint was not written.'
+            f'{self._last_ckpt_and_advice(runner)}')
+
+    def _last_ckpt_and_advice(self, runner) -> str:
+        last = last_checkpoint(runner.work_dir)
+        if last:
+            where = f' The last checkpoint is {last}; resume from it'
+            resume = '--resume'
+        else:
+            where = (' There is no checkpoint in this work dir yet; start '
+                     'again')
+            resume = None
+        has_lr_override = any(type(h).__name__ == 'ResumeCheckHook'
+                              for h in runner.hooks)
+        if resume and not has_lr_override:
+            lr = ("a lower learning rate (add dict(type='ResumeCheckHook') "
+                  'to custom_hooks so that a resumed run takes the lr of '
+                  '--cfg-options optim_wrapper.optimizer.lr=... instead of '
+                  "the checkpoint's)")
+        elif resume:
+            lr = ('a lower learning rate (--resume --cfg-options '
+                  'optim_wrapper.optimizer.lr=...: the resumed schedule is '
+                  'rescaled to it)')
+        else:
+            lr = 'a lower learning rate (optim_wrapper.optimizer.lr)'
+        return (f'{where} with {lr}, gradient clipping '
+                '(optim_wrapper.clip_grad) or bf16 instead of fp16.')
+
     def _on_non_finite(self, wrapper, loss, bad_ranks, zero_kwargs) -> None:
         value = loss.detach().float()
         what = _describe(value.item() if value.numel() == 1 else
                          value.tolist(), bad_ranks)
         r = self._runner
         if self.action == 'skip':
+            bad = non_finite_tensors(r.model.state_dict())
+            if bad:
+                # an earlier step (finite loss) overflowed the weights:
+                # skipping steps cannot bring them back
+                raise NonFiniteWeightsError(
+                    f'{what} at {self._where()} and {len(bad)} weight '
+                    f'tensor(s) are already non-finite (e.g. {bad[0]}): an '
+                    'earlier step overflowed them, so skipping cannot help. '
+                    'Training stopped; no checkpoint of non-finite weights '
+                    f'is written.{self._last_ckpt_and_advice(r)}')
             self._consecutive += 1
             self.skipped.append(r.iter + 1)
             if self._consecutive <= self.max_consecutive_skips:
@@ -130,9 +217,6 @@ class NonFiniteLossHook(Hook):
                     f'{what} at {self._where()}: step skipped (weights '
                     f'unchanged), {len(self.skipped)} skipped so far')
                 return
-        last = r.message_hub.get_info('last_ckpt')
-        ckpt = f' The last checkpoint is {last}.' if last else \
-            ' No checkpoint was saved in this run yet.'
         advice = ("; or skip such steps with dict(type='NonFiniteLossHook', "
                   "action='skip') in custom_hooks") if self.action == 'raise' \
             else ''
@@ -141,10 +225,10 @@ class NonFiniteLossHook(Hook):
         raise NonFiniteLossError(
             f'{what} at {self._where()}{run_of}. Training stopped '
             'before backward, so the weights were not updated with it and no '
-            f'checkpoint of this state was written.{ckpt} Resume from it with '
-            'a lower learning rate (optim_wrapper.optimizer.lr), gradient '
-            'clipping (optim_wrapper.clip_grad) or bf16 instead of fp16; look '
-            f'for broken inputs at this iteration{advice}.')
+            f'checkpoint of this state was written.'
+            f'{self._last_ckpt_and_advice(r)} Look for broken inputs at this '
+            f'iteration{advice}.')
 
 
-__all__ = ['NonFiniteLossHook', 'NonFiniteLossError']
+__all__ = ['NonFiniteLossHook', 'NonFiniteLossError', 'NonFiniteWeightsError',
+           'last_checkpoint', 'non_finite_tensors']

@@ -254,6 +254,13 @@ class SparseFormer(BaseModule):
                 f'an arch dict needs num_tokens, num_points and stages '
                 f'(missing {missing}) and may set {sorted(ARCH_DEFAULTS)}; '
                 f'unexpected keys {sorted(set(arch) - allowed)}')
+        for key in ('num_tokens', 'num_points'):
+            value = arch[key]
+            # bool is an int subclass; a float here fails later obscurely
+            if isinstance(value, bool) or not isinstance(value, int) \
+                    or value < 1:
+                raise ValueError(f'arch {key} must be a positive integer, '
+                                 f'got {value!r}')
         if not arch['stages']:
             raise ValueError('arch stages is empty: give at least one stage.')
         stages = []

@@ -54,8 +54,11 @@ class VideoSparseFormer(SparseFormer):
                  pretrained: Optional[str] = None,
                  pretrained2d: bool = True,
                  **kwargs):
-        if replicates < 1:
-            raise ValueError(f'replicates must be >= 1, got {replicates}')
+        if isinstance(replicates, bool) or not isinstance(replicates, int) \
+                or replicates < 1:
+            raise ValueError(f'model.backbone.replicates must be a positive '
+                             f'integer (tubes per image token), got '
+                             f'{replicates!r}')
         super().__init__(arch=arch, replicates=replicates, **kwargs)
         self.pretrained = pretrained
         self.pretrained2d = pretrained2d

@@ -24,6 +24,9 @@ def parse_args(argv=None):
                         help='list file name prefix')
     parser.add_argument('--splits', nargs='+', default=['train', 'val'],
                         help='split names; the first defines the classes')
+    parser.add_argument('--skip-empty-classes', action='store_true',
+                        help='leave out class folders without videos '
+                        '(later labels shift down) instead of stopping')
     return parser.parse_args(argv)
 
 
@@ -31,9 +34,13 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         res = build_file_list(args.root, args.out_dir, args.ann_prefix,
-                              args.splits)
+                              args.splits,
+                              skip_empty_classes=args.skip_empty_classes)
     except (OSError, ValueError) as e:
         sys.exit(f'error: {e}')
+    for name in res['skipped']:
+        print(f'warning: skipped the empty class folder {name} (no label)',
+              file=sys.stderr)
     for split, path in res['ann_files'].items():
         print(f'{split}: {res["counts"][split]} videos -> {path}')
     print(f'{len(res["classes"])} classes -> {res["class_file"]}')

@@ -6,7 +6,8 @@ last one, are read. Exits with status 1 if any video fails.
 Example:
     python tools/data/kinetics/check_videos.py \\
         data/kinetics400/kinetics400_val_list_videos.txt \\
-        --data-prefix data/kinetics400/videos_val --out bad_val.txt
+        --data-prefix data/kinetics400/videos_val --min-frames 32 \\
+        --out bad_val.txt
 """
 import argparse
 import os
@@ -26,6 +27,10 @@ def parse_args(argv=None):
                         help='parallel processes')
     parser.add_argument('--num-frames', type=int, default=3,
                         help='frames read per video, first to last')
+    parser.add_argument('--min-frames', type=int, default=1,
+                        help='videos with fewer frames are bad; give the '
+                        "training config's min_frames (our configs: the "
+                        'clip_len) so both agree')
     parser.add_argument('--out', default=None,
                         help='write the unreadable videos (as listed), one '
                         'per line, to this file')
@@ -36,7 +41,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         res = check_videos(args.ann_file, args.data_prefix, args.num_workers,
-                           args.num_frames)
+                           args.num_frames, min_frames=args.min_frames)
     except (OSError, ValueError) as e:
         sys.exit(f'error: {e}')
     print_summary('check', dict(ok=res['ok'], bad=res['bad']))

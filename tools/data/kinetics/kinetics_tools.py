@@ -15,6 +15,7 @@ one mmaction2's Kinetics configs expect::
 ``decord`` (and ``cv2``) are imported inside the functions that decode, so
 importing this module stays cheap.
 """
+import errno
 import os
 import os.path as osp
 import shutil
@@ -62,16 +63,20 @@ def default_num_workers(cap: int = 8) -> int:
 # build_file_list
 # ---------------------------------------------------------------------------
 def scan_video_tree(folder: str,
-                    exts: Sequence[str] = VIDEO_EXTS) -> Dict[str, List[str]]:
+                    exts: Sequence[str] = VIDEO_EXTS,
+                    keep_empty: bool = False) -> Dict[str, List[str]]:
     """Videos of a ``folder/<class>/<file>`` tree.
 
     Args:
         folder (str): The split folder, e.g. ``ROOT/videos_train``.
         exts (Sequence[str]): Accepted (lower-case) file extensions.
+        keep_empty (bool): Also list class folders without videos (with no
+            files); hidden folders (``.name``) are never classes.
 
     Returns:
         dict: ``{class name: sorted file names}`` for every class folder that
-        holds at least one video, in sorted class order.
+        holds at least one video (any, with ``keep_empty``), in sorted class
+        order.
 
     Raises:
         FileNotFoundError: If ``folder`` is not a directory.
@@ -86,15 +91,15 @@ def scan_video_tree(folder: str,
     loose = 0
     for entry in sorted(os.listdir(folder)):
         path = osp.join(folder, entry)
-        if osp.isdir(path):
+        if osp.isdir(path) and not entry.startswith('.'):
             files = sorted(f for f in os.listdir(path)
                            if _is_video(f, exts)
                            and osp.isfile(osp.join(path, f)))
-            if files:
+            if files or keep_empty:
                 tree[entry] = files
         elif _is_video(entry, exts):
             loose += 1
-    if not tree:
+    if not any(tree.values()):
         hint = (f'; found {loose} video(s) directly in it, but they must sit '
                 'in one sub-folder per class' if loose else '')
         raise ValueError(
@@ -107,7 +112,8 @@ def build_file_list(root: str,
                     out_dir: Optional[str] = None,
                     ann_prefix: str = 'kinetics400',
                     splits: Sequence[str] = SPLITS,
-                    exts: Sequence[str] = VIDEO_EXTS) -> dict:
+                    exts: Sequence[str] = VIDEO_EXTS,
+                    skip_empty_classes: bool = False) -> dict:
     """Write mmaction2 ``VideoDataset`` lists for ``ROOT/videos_{split}``.
 
     Each split gets ``{ann_prefix}_{split}_list_videos.txt`` with sorted
@@ -126,9 +132,13 @@ def build_file_list(root: str,
         splits (Sequence[str]): Split names; the first one defines the
             classes. Defaults to ``('train', 'val')``.
         exts (Sequence[str]): Accepted video file extensions.
+        skip_empty_classes (bool): Leave out class folders of the first
+            split that hold no video (every later class's label then moves
+            down by one) instead of raising. Defaults to False.
 
     Returns:
         dict: ``classes`` (list of names), ``class_file`` (path),
+        ``skipped`` (empty class folders left out),
         ``ann_files`` and ``counts`` (both ``{split: ...}``, only for the
         splits written).
 
@@ -144,9 +154,22 @@ def build_file_list(root: str,
         folder = osp.join(root, f'videos_{split}')
         if i > 0 and not osp.exists(folder):
             continue  # e.g. a train-only tree
-        trees[split] = scan_video_tree(folder, exts)
+        trees[split] = scan_video_tree(folder, exts, keep_empty=i == 0)
 
-    classes = list(trees[splits[0]])  # already sorted
+    first = trees[splits[0]]
+    empty = [c for c, files in first.items() if not files]
+    if empty and not skip_empty_classes:
+        # Dropping them silently would shift every later label, so a label
+        # map (or a model) made with all the classes would disagree.
+        raise ValueError(
+            f'{len(empty)} class folder(s) of videos_{splits[0]} hold no '
+            f'video ({", ".join(exts)}): {empty[:10]}. Add their videos or '
+            'remove the folders; or pass --skip-empty-classes to leave them '
+            'out (every later class then gets a label one lower per '
+            'skipped folder).')
+    for c in empty:
+        del first[c]
+    classes = list(first)  # already sorted
     label_of = {c: i for i, c in enumerate(classes)}
     for split, tree in trees.items():
         unknown = sorted(set(tree) - set(label_of))
@@ -163,7 +186,7 @@ def build_file_list(root: str,
             f'cannot hold (rename e.g. spaces to "_"): {bad[:5]}')
 
     os.makedirs(out_dir, exist_ok=True)
-    result = dict(classes=classes, ann_files={}, counts={})
+    result = dict(classes=classes, ann_files={}, counts={}, skipped=empty)
     for split, tree in trees.items():
         lines = [f'{c}/{f} {label_of[c]}' for c, files in tree.items()
                  for f in files]
@@ -414,7 +437,26 @@ def _first_line(err: BaseException) -> str:
     return f'{type(err).__name__}: {lines[0] if lines else ""}'.rstrip(': ')
 
 
-def check_video(path: str, num_frames: int = 3) -> Optional[str]:
+def path_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a regular file, as the training dataset says it
+    (``sparseformer_mm.datasets.checked_dataset.path_problem``; repeated
+    here so the check workers do not import the package)."""
+    if osp.isfile(path):
+        return None
+    if osp.isdir(path):
+        return 'is a directory'
+    if osp.islink(path):
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return 'is a symlink loop'
+        return f'is a broken symlink (to {os.readlink(path)})'
+    return 'is not a regular file' if osp.exists(path) else 'file not found'
+
+
+def check_video(path: str, num_frames: int = 3,
+                min_frames: int = 1) -> Optional[str]:
     """Try to decode ``path`` with decord.
 
     Opens the file and reads ``num_frames`` frames spread from the first to
@@ -424,18 +466,23 @@ def check_video(path: str, num_frames: int = 3) -> Optional[str]:
     Args:
         path (str): Video file.
         num_frames (int): Frames to read (at least the first and last).
+        min_frames (int): A video with fewer frames is bad, as training's
+            ``CheckedVideoDataset(min_frames=...)`` counts it.
 
     Returns:
         str | None: ``None`` if fine, else a one-line error description.
     """
-    if not osp.isfile(path):
-        return 'file not found'
+    problem = path_problem(path)
+    if problem is not None:
+        return problem
     try:
         import decord
         vr = decord.VideoReader(path, num_threads=1)
         n = len(vr)
         if n == 0:
             return 'no frames'
+        if n < min_frames:  # training's ShortVideoError, word for word
+            return f'{n} frame(s), fewer than min_frames={min_frames}'
         idx = sorted({int(round(i)) for i in
                       np.linspace(0, n - 1, max(2, num_frames))})
         frames = vr.get_batch(idx).asnumpy()
@@ -448,16 +495,25 @@ def check_video(path: str, num_frames: int = 3) -> Optional[str]:
 
 
 def read_ann_file(ann_file: str, delimiter: str = ' ') -> List[str]:
-    """The video paths (first field of each non-empty line) of a list."""
+    """The video paths (first field of each non-empty line) of a list,
+    read as training reads it: a UTF-8 byte-order mark is dropped, another
+    encoding is an error naming ``file:line``, and an empty list is an
+    error."""
     if not osp.isfile(ann_file):
         raise FileNotFoundError(f'annotation file {ann_file!r} does not exist')
-    with open(ann_file) as fh:
-        return [ln.strip().split(delimiter)[0] for ln in fh if ln.strip()]
+    # training's own reader, so both read a list the same way
+    from sparseformer_mm.datasets.checked_dataset import read_list_lines
+    paths = [ln.strip().split(delimiter)[0]
+             for _, ln in read_list_lines(ann_file) if ln.strip()]
+    if not paths:
+        raise ValueError(f'{ann_file} lists no videos (it is empty or has '
+                         'only blank lines); training rejects it too.')
+    return paths
 
 
 def _check_task(task):
-    rel, path, num_frames = task
-    return rel, check_video(path, num_frames)
+    rel, path, num_frames, min_frames = task
+    return rel, check_video(path, num_frames, min_frames)
 
 
 def check_videos(ann_file: str,
@@ -465,7 +521,8 @@ def check_videos(ann_file: str,
                  num_workers: int = 1,
                  num_frames: int = 3,
                  delimiter: str = ' ',
-                 progress: bool = True) -> dict:
+                 progress: bool = True,
+                 min_frames: int = 1) -> dict:
     """Decode every video listed in an annotation file.
 
     Args:
@@ -475,6 +532,8 @@ def check_videos(ann_file: str,
         num_frames (int): Frames read per video, see :func:`check_video`.
         delimiter (str): Field separator of the list. Defaults to ``' '``.
         progress (bool): Show mmengine's progress bar. Defaults to True.
+        min_frames (int): Videos with fewer frames are bad (set it as the
+            training config's ``min_frames``). Defaults to 1.
 
     Returns:
         dict: ``ok`` (list of listed paths) and ``bad`` (list of
@@ -484,7 +543,10 @@ def check_videos(ann_file: str,
         raise FileNotFoundError(
             f'data prefix folder {data_prefix!r} does not exist')
     rels = read_ann_file(ann_file, delimiter)
-    tasks = [(rel, osp.join(data_prefix, rel), num_frames) for rel in rels]
+    if min_frames < 1:
+        raise ValueError(f'min_frames must be >= 1, got {min_frames}')
+    tasks = [(rel, osp.join(data_prefix, rel), num_frames, min_frames)
+             for rel in rels]
     results = _run_tasks(_check_task, tasks, num_workers, progress)
     return dict(ok=[rel for rel, err in results if err is None],
                 bad=[(rel, err) for rel, err in results if err is not None])

@@ -51,7 +51,12 @@ def test_build_file_list_labels_from_sorted_train_classes(tmp_path):
     _touch(osp.join(root, 'videos_train/zumba/.c.part.mp4'))
     os.makedirs(osp.join(root, 'videos_train/empty_class'))
 
-    res = kt.build_file_list(root)
+    # An empty class folder would shift every later label: an error,
+    # unless left out on purpose.
+    with pytest.raises(ValueError, match='empty_class'):
+        kt.build_file_list(root)
+    res = kt.build_file_list(root, skip_empty_classes=True)
+    assert res['skipped'] == ['empty_class']
     assert res['classes'] == ['archery', 'bowling', 'zumba']
     assert res['counts'] == {'train': 4, 'val': 2}
     with open(osp.join(root, 'kinetics400_train_list_videos.txt')) as f:
@@ -64,7 +69,8 @@ def test_build_file_list_labels_from_sorted_train_classes(tmp_path):
         assert f.read() == 'archery\nbowling\nzumba\n'
 
     out = str(tmp_path / 'lists')
-    res = kt.build_file_list(root, out_dir=out, ann_prefix='k10')
+    res = kt.build_file_list(root, out_dir=out, ann_prefix='k10',
+                             skip_empty_classes=True)
     assert sorted(os.listdir(out)) == [
         'classes.txt', 'k10_train_list_videos.txt', 'k10_val_list_videos.txt']
 
