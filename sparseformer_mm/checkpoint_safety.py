@@ -26,24 +26,11 @@ from typing import IO, Callable, Iterator, List
 
 import torch
 
-_applied = set()
-
-
-def _once(fn):
-    def wrapper(*args, **kwargs):
-        if fn.__name__ in _applied:
-            return
-        fn(*args, **kwargs)
-        _applied.add(fn.__name__)
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__wrapped__ = fn
-    return wrapper
+from .compat import _once
 
 
 # --------------------------------------------------------------------------
-# 3. torch >= 2.6 loads with ``weights_only=True`` by default; mmengine
+# 1. torch >= 2.6 loads with ``weights_only=True`` by default; mmengine
 #    0.10.7 calls plain ``torch.load`` and its resume fails on the
 #    ``HistoryBuffer`` and numpy objects in its own checkpoints. We do not
 #    turn weights-only off globally: only checkpoints inside the running
@@ -151,7 +138,7 @@ def fix_torch_weights_only_load() -> None:
 
 
 # --------------------------------------------------------------------------
-# 4. mmengine 0.10.7 writes checkpoints (``LocalBackend.put``) and the
+# 2. mmengine 0.10.7 writes checkpoints (``LocalBackend.put``) and the
 #    ``last_checkpoint`` pointer (``CheckpointHook``) in place: a job killed
 #    while saving leaves a truncated ``epoch_N.pth`` and/or an empty
 #    pointer, and ``--resume`` then fails or silently starts from scratch.
