@@ -193,9 +193,11 @@ def test_sigkill_while_saving_leaves_whole_checkpoints(tmp_path):
         deadline = time.time() + 120
 
         def writing():
-            for p in tmp_path.glob('.epoch_*.pth.tmp'):
+            # temporary names are .epoch_N.pth.HOST.PID.RAND.tmp
+            for p in tmp_path.glob('.epoch_*.pth.*tmp'):
                 with contextlib.suppress(OSError):  # renamed meanwhile
-                    if p.name != '.epoch_0.pth.tmp' and p.stat().st_size:
+                    if not p.name.startswith('.epoch_0.pth.') \
+                            and p.stat().st_size:
                         return True
             return False
 

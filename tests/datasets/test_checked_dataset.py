@@ -183,7 +183,8 @@ def test_shipped_video_configs_use_the_checked_dataset():
              'configs/examples/videosparseformer-tiny_mmaction-runtime_'
              'k400.py']
     names += [osp.join('configs/videosparseformer', f) for f in
-              os.listdir(osp.join(repo, 'configs/videosparseformer'))]
+              os.listdir(osp.join(repo, 'configs/videosparseformer'))
+              if f.endswith('.py')]
     for name in names:
         cfg = Config.fromfile(osp.join(repo, name))
         hooks = [h['type'] for h in cfg.custom_hooks]
