@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.sparseformer_mm-installed
 IMAGE_WORK_DIR ?= work_dirs/demo_image
 VIDEO_WORK_DIR ?= work_dirs/demo_video
-IMAGE_CFG := configs/demo/sparseformer-nano_1xb32-6e_shapes.py
+IMAGE_CFG := configs/demo/sparseformer-nano_1xb32-8e_shapes.py
 VIDEO_CFG := configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py
 
 .PHONY: install test demo demo-image demo-video experiment benchmark clean

@@ -1,7 +1,8 @@
-# Second image stage before the video demo: the image demo's SparseFormer
-# (trained on `shapes`) fine-tuned on shapes the size of the video demo's
-# moving objects (half-size 5-8 px instead of 8-12 px at 64x64). Small
-# objects make the RoIs move and shrink onto the object (docs/experiments.md).
+# Second image stage of the focus experiment (docs/experiments.md), before
+# its video model: the image demo's SparseFormer (trained on `shapes`)
+# fine-tuned on shapes the size of the video demo's moving objects
+# (half-size 5-8 px instead of 8-12 px at 64x64). Small objects make the
+# RoIs move and shrink onto the object.
 # Data:  python tools/data/make_synthetic_images.py data/demo/shapes_small \
 #     --radius 5 8
 # Train: python tools/train.py THIS_CONFIG \
@@ -14,3 +15,13 @@ val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
 # the image demo's checkpoint (same classes, so the head is kept too)
 load_from = None
+
+# this stage's own schedule, shorter than the image demo's: 6 epochs, 1
+# warm-up epoch, cosine over the other 5
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1,
+         end=6, convert_to_iter_based=True),
+]
+train_cfg = dict(max_epochs=6)

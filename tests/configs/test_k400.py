@@ -10,7 +10,7 @@ from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from sparseformer_mm.datasets import make_motion_dataset
+from data_helpers import make_motion_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VARIANTS = sorted(glob.glob(osp.join(REPO, 'configs/videosparseformer/*.py')))
