@@ -15,13 +15,3 @@ val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
 # the image demo's checkpoint (same classes, so the head is kept too)
 load_from = None
-
-# this stage's own schedule, shorter than the image demo's: 6 epochs, 1
-# warm-up epoch, cosine over the other 5
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1,
-         end=6, convert_to_iter_based=True),
-]
-train_cfg = dict(max_epochs=6)

@@ -6,7 +6,8 @@
 - The example config assembled from ``_base_`` pieces trains what the
   SparseFormer-T K400 config trains (the pieces and the inlined copy agree).
 - The demos derive from the demo configs and a runtime only, never from a
-  production config, and the video demo loads the image demo's checkpoint.
+  production config, and the video demo `make demo` trains loads the
+  checkpoint of the image demo it trains.
 - Every config's name tells its batch (``{gpus}xb{batch}``) and epochs
   (``-{epochs}e``), and its ``auto_scale_lr.base_batch_size`` is
   gpus x batch (an evaluation config: its validation batch).
@@ -30,9 +31,17 @@ K400_TINY = osp.join(
     CONFIGS, 'videosparseformer',
     'videosparseformer-tiny_in1k-pre_8xb8-32x2x1-30e_kinetics400-rgb.py')
 DEMOS = sorted(glob.glob(osp.join(CONFIGS, 'demo', '*.py')))
-IMAGE_DEMO = osp.join(CONFIGS, 'demo', 'sparseformer-nano_1xb32-6e_shapes.py')
-VIDEO_DEMO = osp.join(CONFIGS, 'demo',
-                      'videosparseformer-nano_1xb16-4x8x1-6e_motion.py')
+
+
+def _makefile_configs():
+    """The image and video configs `make demo` trains."""
+    with open(osp.join(REPO, 'Makefile')) as f:
+        found = dict(re.findall(r'^(IMAGE|VIDEO)_CFG\s*:=\s*(\S+)', f.read(),
+                                re.M))
+    return (osp.join(REPO, found['IMAGE']), osp.join(REPO, found['VIDEO']))
+
+
+IMAGE_DEMO, VIDEO_DEMO = _makefile_configs()
 NAMED = sorted(
     glob.glob(osp.join(CONFIGS, '*', '*.py')) + [osp.join(CONFIGS, 'k400.py')])
 # examples/ shows a way to assemble a config, not a recipe of its own
@@ -112,9 +121,9 @@ def test_demo_derives_from_demos_and_a_runtime_only(path):
 
 
 def test_video_demo_loads_the_image_demo_checkpoint(tmp_path):
-    """What `make demo` does: the image demo's checkpoint, passed as
-    ``model.backbone.pretrained``, loads (strictly, inflated) into the
-    video demo's model."""
+    """What `make demo` does (with its Makefile's configs): the image
+    demo's checkpoint, passed as ``model.backbone.pretrained``, loads
+    (strictly, inflated) into the video demo's model."""
     from mmaction.registry import MODELS as ACTION_MODELS
     from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 
