@@ -8,7 +8,7 @@ VIDEO_WORK_DIR ?= work_dirs/demo_video
 IMAGE_CFG := configs/demo/sparseformer-nano_1xb32-8e_shapes.py
 VIDEO_CFG := configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py
 
-.PHONY: install test demo demo-image demo-video experiment benchmark clean
+.PHONY: install test demo demo-image demo-video demo-bootstrap experiment benchmark clean
 
 install: $(STAMP)
 
@@ -40,6 +40,13 @@ demo-video: demo-image
 	$(PY) tools/test.py $(VIDEO_CFG) "$$(cat $(VIDEO_WORK_DIR)/last_checkpoint)" --work-dir $(VIDEO_WORK_DIR)
 	@echo "image demo (shapes): logs and checkpoints in $(IMAGE_WORK_DIR)/"
 	@echo "video demo (motion): logs and checkpoints in $(VIDEO_WORK_DIR)/"
+
+# Bootstrapping on a CPU (about 10 min): a small ViT trained with labels,
+# a SparseFormer bootstrapped from it without labels, a labelled v1
+# SparseFormer for the same wall time, then video; data/demo is made if
+# missing (docs/experiments.md).
+demo-bootstrap: install
+	$(PY) tools/experiments/bootstrap_demo.py --out work_dirs/demo_bootstrap
 
 # Foreground focus at init vs trained, and video from image weights vs from
 # scratch (docs/experiments.md). CPU; results in work_dirs/exp_focus_pretraining/

@@ -188,13 +188,21 @@ def to_mmpretrain(sd: StateDict) -> StateDict:
     return out
 
 
+STUDENT = 'student.backbone.'
+
+
 def prefixed_state_dict(ckpt: dict, src: str = '<checkpoint>') -> StateDict:
     """Weights keyed ``backbone.`` / ``neck.`` / ``head.`` (or ``cls_head.``)
-    from a checkpoint of ours (mmpretrain or mmaction2) or from released /
-    original-training SparseFormer weights."""
+    from a checkpoint of ours (mmpretrain or mmaction2, or a bootstrapping
+    run's: its student) or from released / original-training SparseFormer
+    weights."""
     sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     if isinstance(sd, dict) and any(k.startswith('backbone.') for k in sd):
         return sd
+    if isinstance(sd, dict) and any(k.startswith(STUDENT) for k in sd):
+        # a bootstrapping run (BootstrapDistiller): its student
+        return OrderedDict((k[len('student.'):], v)
+                           for k, v in sd.items() if k.startswith('student.'))
     return to_mmpretrain(extract_state_dict(ckpt, src=src))
 
 

@@ -2,6 +2,7 @@
 without labels (tiny models on generated shapes)."""
 import copy
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -102,3 +103,38 @@ def test_bootstrapping_trains_the_student_towards_a_frozen_teacher(tmp_path):
     # predict goes through the student with the teacher's head
     preds = model(x, mode='predict')
     assert len(preds) == 8 and preds[0].pred_score.shape == (4, )
+
+
+def test_a_bootstrapping_checkpoint_seeds_the_video_model(tmp_path):
+    """``model.backbone.pretrained`` takes a bootstrapping run's checkpoint
+    (a BootstrapDistiller's state dict): the student's backbone, inflated;
+    on a static clip the video backbone then gives the student's output."""
+    from mmpretrain.registry import MODELS
+
+    from sparseformer_mm.models import VideoSparseFormer
+    cfg = config(str(tmp_path), str(tmp_path / 'work'))
+    torch.manual_seed(0)
+    distiller = MODELS.build(cfg.model)
+    for p in distiller.student.parameters():  # not the reference init
+        p.data.add_(0.01 * torch.randn_like(p))
+    path = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': distiller.state_dict()}, path)
+    arch = cfg.model.student.backbone.arch
+    video = VideoSparseFormer(arch=arch, replicates=2, pretrained=str(path))
+    video.init_weights()
+    student = distiller.student.backbone.eval()
+    video.eval()
+    img = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        want = student(img)[-1]
+        got = video(img.unsqueeze(2).expand(-1, -1, 4, -1, -1))[-1]
+    assert want.shape == got.shape[:1] + want.shape[1:]
+    # the class token (first) as the image model computes it
+    torch.testing.assert_close(got[:, 0], want[:, 0], atol=1e-4, rtol=0)
+    # a file with no student says so, with its keys
+    torch.save({'state_dict': {'teacher.x': torch.zeros(1)}},
+               tmp_path / 'other.pth')
+    with pytest.raises(ValueError, match=r"not a SparseFormer checkpoint.*"
+                       r"first keys are \['teacher.x'\]"):
+        VideoSparseFormer(arch=arch, replicates=2,
+                          pretrained=str(tmp_path / 'other.pth')).init_weights()
