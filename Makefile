@@ -18,7 +18,7 @@ $(STAMP): setup.py requirements/*.txt
 	$(PY) -c "import mmcv" 2>/dev/null || $(PIP) install -q -r requirements/mmcv.txt
 	$(PIP) install -q -r requirements/runtime.txt -r requirements/tests.txt
 	$(PIP) install -q --no-deps -e .
-	$(PY) -c "import sparseformer_mm, mmaction.models, mmpretrain.models, torchvision, decord; print('sparseformer_mm', sparseformer_mm.__version__, 'installed in $(VENV)')"
+	$(PY) -c "import sparseformer_mm, mmaction.models, mmpretrain.models, torchvision, decord, av; print('sparseformer_mm', sparseformer_mm.__version__, 'installed in $(VENV)')"
 	touch $@
 
 test: install
@@ -57,6 +57,7 @@ experiment: install
 # rewrites docs/benchmarks.md and its plots.
 benchmark: install
 	$(PY) tools/analysis_tools/benchmark.py --doc docs/benchmarks.md
+	$(PY) tools/analysis_tools/data_benchmark.py --doc docs/decoding.md
 
 clean:
 	rm -rf $(VENV) work_dirs data/demo

@@ -1,7 +1,12 @@
 from .checked_dataset import (AnnotationError, BadSampleError,
                               CheckedVideoDataset, SkipBadSamples)
+from .decoding import (BACKENDS, TorchCodecDecode, TorchCodecInit,
+                       VideoDecode, VideoDecodeError, VideoInit,
+                       backend_problem, open_video)
 
 __all__ = [
     'AnnotationError', 'BadSampleError', 'CheckedVideoDataset',
-    'SkipBadSamples'
+    'SkipBadSamples', 'BACKENDS', 'TorchCodecDecode', 'TorchCodecInit',
+    'VideoDecode', 'VideoDecodeError', 'VideoInit', 'backend_problem',
+    'open_video'
 ]
