@@ -3,7 +3,9 @@
 The file goes through the config's test pipeline and the model's data
 preprocessor (``sparseformer_mm.visualization.predict``), as in
 ``tools/test.py``. A checkpoint that does not fit the config is refused
-with what to set; ``--partial-load`` loads only what fits.
+with what to set; ``--partial-load`` loads only what fits. An input with
+NaN / Inf values (e.g. a float TIFF read unchanged) is named in a warning
+and gives an error instead of a ranking of NaN scores.
 
 Example:
     python tools/infer.py configs/k400.py CHECKPOINT demo.mp4 \
@@ -11,6 +13,7 @@ Example:
 """
 import argparse
 import sys
+import warnings
 
 
 def parse_args():
@@ -51,10 +54,19 @@ def main():
     try:
         model = init_model(args.config, args.checkpoint, device=args.device,
                            partial=args.partial_load)
-        scores = predict(model, args.input).pred_score
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            scores = predict(model, args.input).pred_score
     except (CheckpointMismatchError, ValueError, KeyError) as e:
         msg = str(e).replace(PARTIAL_HINT['api'], PARTIAL_HINT['test'])
         sys.exit(f'error: {msg}')
+    for w in caught:  # e.g. a non-finite input, named
+        print(f'warning: {w.message}', file=sys.stderr)
+    if not bool(scores.isfinite().all()):
+        # a ranking of NaN scores is noise: print none
+        sys.exit(f'error: the scores for {args.input} are not finite (NaN / '
+                 'Inf), so there are no top labels to print (see the warning '
+                 'above).')
     labels = None
     if args.label_map:
         with open(args.label_map, encoding='utf-8-sig') as f:

@@ -36,7 +36,10 @@ data_preprocessor = dict(
     to_rgb=True)
 
 # dataset settings: class-named folders (CustomDataset), 1,000 training and
-# 100 validation images per class
+# 100 validation images per class. SkipBadSamples replaces an unreadable
+# image by another sample and DataCheckHook names it in the log, as the
+# video configs do; its flat form (the dataset type by name, its arguments
+# beside it) keeps train_dataloader.dataset.data_root=... working.
 data_root = 'data/demo/shapes'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -49,15 +52,17 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='CustomDataset', data_root=data_root,
-                 data_prefix='train', pipeline=train_pipeline))
+    dataset=dict(type='SkipBadSamples', dataset='CustomDataset',
+                 data_root=data_root, data_prefix='train',
+                 pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=64,
     num_workers=2,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CustomDataset', data_root=data_root,
-                 data_prefix='val', pipeline=test_pipeline))
+    dataset=dict(type='SkipBadSamples', dataset='CustomDataset',
+                 data_root=data_root, data_prefix='val',
+                 pipeline=test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

@@ -44,7 +44,10 @@ train_pipeline = [  # light augmentation: the teacher sees the same crop
 train_dataloader = dict(
     batch_size=128, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='ImageNet', data_root='data/imagenet', split='train',
+    # an unreadable image is replaced and named in the log (SkipBadSamples,
+    # flat form: train_dataloader.dataset.data_root=... works as usual)
+    dataset=dict(type='SkipBadSamples', dataset='ImageNet',
+                 data_root='data/imagenet', split='train',
                  pipeline=train_pipeline))
 
 optim_wrapper = dict(

@@ -27,7 +27,10 @@ test_pipeline = [
 val_dataloader = dict(
     batch_size=128, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='ImageNet', data_root='data/imagenet', split='val',
+    # an unreadable image is replaced and named in the log (SkipBadSamples,
+    # flat form: val_dataloader.dataset.data_root=... works as usual)
+    dataset=dict(type='SkipBadSamples', dataset='ImageNet',
+                 data_root='data/imagenet', split='val',
                  pipeline=test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, 5))
 val_cfg = dict()

@@ -121,8 +121,11 @@ def describe_failure(exc: BaseException, path: Optional[str]) -> str:
             return 'empty file (0 bytes)'
         if osp.isfile(path):
             # decord's errors are terse ("Error reading x.mp4..."); the size
-            # helps to tell a truncated file from a wrong format
-            return f'{_first_line(exc)} ({osp.getsize(path)} bytes)'
+            # helps to tell a truncated file from a wrong format. The report
+            # names the path already: not twice on one line.
+            reason = _first_line(exc).replace(f': {path}', '')
+            return f'{reason.replace(path, "the file")} ' \
+                f'({osp.getsize(path)} bytes)'
     return _first_line(exc)
 
 
@@ -182,12 +185,15 @@ class _Replacer:
             bad.append(self.known_bad[cur])
             cur = replacement_index(idx, attempt, length, self.replace_seed)
         listing = '\n'.join(f'  {p}: {r}' for p, r in bad)
+        what = (f'sample {idx} failed to load (max_retries=0: no '
+                'replacement tried)' if not self.max_retries else
+                f'sample {idx} and its {self.max_retries} replacements all '
+                'failed to load')
         raise BadSampleError(
-            f'sample {idx} and its {self.max_retries} replacements all failed '
-            f'to load:\n{listing}\nIf every sample fails, the pipeline or '
+            f'{what}:\n{listing}\nIf every sample fails, the pipeline or '
             'data_prefix is wrong rather than the files; otherwise fix or '
-            'remove these files (tools/data/kinetics/check_videos.py lists '
-            'every unreadable video).')
+            'remove these files (for videos, tools/data/kinetics/'
+            'check_videos.py lists every unreadable one).')
 
 
 @ACTION_DATASETS.register_module()
@@ -374,15 +380,42 @@ class SkipBadSamples:
     and mmaction2 configs find it). See the module documentation for the
     replacement rule and how :class:`DataCheckHook` reports.
 
+    Two ways to write it in a config::
+
+        # nested, as mmengine's dataset wrappers
+        dataset=dict(type='SkipBadSamples',
+                     dataset=dict(type='CustomDataset', data_root=..., ...))
+        # flat: the wrapped type by name, its arguments beside it
+        dataset=dict(type='SkipBadSamples', dataset='CustomDataset',
+                     data_root=..., pipeline=...)
+
+    The flat form keeps the usual config paths of a dataset
+    (``--cfg-options train_dataloader.dataset.data_root=...``,
+    ``cfg.test_dataloader.dataset.pipeline`` as mmpretrain's inferencer
+    reads it), so the image configs use it. In both forms, keyword
+    arguments other than the wrapper's own update the wrapped dataset's
+    config (a ``data_root`` set on the wrapper reaches the dataset).
+
     Args:
-        dataset (dict | Dataset): The dataset (config) to wrap.
+        dataset (str | dict | Dataset): The dataset to wrap: a registered
+            type name (its arguments are ``**kwargs``), a config dict, or a
+            built dataset.
         max_retries (int): Replacements tried per sample. Defaults to 10.
         replace_seed (int): Seed of the replacement indices. Defaults to 0.
+        **kwargs: Arguments of the wrapped dataset.
     """
 
-    def __init__(self, dataset, max_retries: int = 10, replace_seed: int = 0):
+    def __init__(self, dataset, max_retries: int = 10, replace_seed: int = 0,
+                 **kwargs):
+        if isinstance(dataset, str):
+            dataset = dict(type=dataset)
         if isinstance(dataset, dict):
-            dataset = ROOT_DATASETS.build(dataset)
+            dataset = ROOT_DATASETS.build(dict(dataset, **kwargs))
+        elif kwargs:
+            raise TypeError(
+                f'SkipBadSamples got dataset arguments {sorted(kwargs)} for '
+                f'an already built {type(dataset).__name__}; pass the '
+                'dataset as a config (dict or type name) to set them.')
         self.dataset = dataset
         self._replacer = _Replacer(max_retries, replace_seed)
 

@@ -5,6 +5,7 @@ import os.path as osp
 
 import mmaction.datasets  # noqa: F401  (registers Decord*, SampleFrames)
 import pytest
+import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DATASETS, DefaultScope
 from torch.utils.data import DataLoader
@@ -213,3 +214,34 @@ def test_wrapper_in_an_mmpretrain_image_config(tmp_path):
     (path, reason), = bad_samples_of(data['data_samples'])
     assert path == bad and '12 bytes' in reason
     assert tuple(data['inputs'].shape) == (3, 32, 32)
+
+
+def test_min_frames_is_what_the_clip_samples_not_its_span(tmp_path):
+    """With ``min_frames=clip_len`` (as the configs set it), a video with
+    at least ``clip_len`` frames but fewer than ``clip_len x
+    frame_interval`` is kept and looped by SampleFrames, as in mmaction2;
+    one with fewer than ``clip_len`` frames is bad."""
+    import numpy as np
+
+    from data_helpers import make_motion_clip, write_video
+    frames, _, _ = make_motion_clip(np.random.default_rng(0), 'move_up', 32,
+                                    6)
+    write_video(str(tmp_path / 'six.mp4'), frames)  # 6 < 4 x 2 frames
+    write_video(str(tmp_path / 'three.mp4'), frames[:3])
+    ann = tmp_path / 'list.txt'
+    ann.write_text('six.mp4 0\nthree.mp4 1\n')
+    pipeline = [dict(t) for t in PIPELINE]
+    pipeline[1] = dict(type='SampleFrames', clip_len=4, frame_interval=2,
+                       num_clips=1, test_mode=True)
+    ds = CheckedVideoDataset(str(ann), pipeline, min_frames=4,
+                             data_prefix=dict(video=str(tmp_path)))
+    six = ds[0]
+    assert bad_samples_of(six['data_samples']) == []
+    assert tuple(six['inputs'].shape) == (1, 3, 4, 32, 32)
+    replaced = ds[1]
+    assert bad_samples_of(replaced['data_samples']) == [
+        (str(tmp_path / 'three.mp4'), '3 frame(s), fewer than min_frames=4')]
+    # the 4 sampled frames of the 6-frame video wrap around: frames 0, 2, 4
+    # and then 0 again (mmaction2's looping)
+    assert torch.equal(six['inputs'][0, :, 3], six['inputs'][0, :, 0])
+    assert not torch.equal(six['inputs'][0, :, 1], six['inputs'][0, :, 0])

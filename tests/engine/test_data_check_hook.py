@@ -115,3 +115,16 @@ def test_labels_beyond_the_head_fail_before_training(tmp_path):
                              'num_classes=4'):
         runner.train()
     assert runner.iter == 0
+
+
+def test_zero_fraction_makes_any_bad_sample_an_error():
+    class Loader:  # what the limit reads: the epoch's samples
+        sampler = range(1000)
+
+    one_bad = {'a.mp4': 'empty file (0 bytes)'}
+    DataCheckHook(max_bad_fraction=0.01)._check_limit('train', one_bad,
+                                                      Loader())
+    with pytest.raises(BadDataError, match=r'1 of 1000 train samples .* '
+                       r'max_bad_fraction=0 allows:\n  a\.mp4: empty'):
+        DataCheckHook(max_bad_fraction=0)._check_limit('train', one_bad,
+                                                       Loader())

@@ -97,12 +97,14 @@ def test_tools_infer_py(evil, tmp_path):
                          tmp_path), marker)
 
 
-@pytest.mark.parametrize('tool', ['sparseformer_to_mm', 'inflate_to_video'])
-def test_model_converters(evil, tmp_path, monkeypatch, tool):
+@pytest.mark.parametrize('tool, extra', [
+    ('sparseformer_to_mm', []), ('inflate_to_video', []),
+    ('vit_to_sparseformer', ['--arch', 'btsp-augreg-base'])])
+def test_model_converters(evil, tmp_path, monkeypatch, tool, extra):
     ckpt, marker = evil
     script = osp.join(REPO, 'tools', 'model_converters', f'{tool}.py')
     monkeypatch.setattr(sys, 'argv',
-                        [script, ckpt, str(tmp_path / 'out.pth')])
+                        [script, ckpt, str(tmp_path / 'out.pth'), *extra])
     with pytest.raises(SystemExit, match=REFUSED):  # error: ... on stderr
         runpy.run_path(script, run_name='__main__')
     assert not marker.exists()

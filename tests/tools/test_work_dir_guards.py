@@ -1,9 +1,10 @@
-"""tools/train.py meets a work dir another run holds, and broken resume
-pointers, with an error at start that names the file and what to do
-(``WorkDirLockHook`` and ``ResumeCheckHook``, in the runtimes).
+"""tools/train.py meets a work dir another (real, running) training holds,
+a killed run's lock, and broken resume pointers, with an error at start
+that names the holder or the file and what to do (``WorkDirLockHook`` and
+``ResumeCheckHook``, in the runtimes).
 
 A missing ``--resume PATH`` is in tests/engine/test_resume_check_hook.py;
-the resume from an empty work dir, the take-over of a killed run's lock
+the resume from an empty work dir, more take-overs of killed runs' locks
 and the copied work dir are in tests/tools/test_kill_during_save.py.
 """
 import os
@@ -11,10 +12,9 @@ import os.path as osp
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
-
-from sparseformer_mm.engine.hooks import WorkDirLock
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 IMAGE_CFG = osp.join(REPO, 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py')
@@ -38,21 +38,61 @@ def _train(work, data_options, *extra):
         capture_output=True, text=True, timeout=300)
 
 
-def test_second_run_in_a_work_dir_fails_naming_the_first(tmp_path,
-                                                         data_options):
-    # The first "run" holds the lock as a training would (this process).
-    lock = WorkDirLock(str(tmp_path))
-    assert lock.acquire() is None
+# The image demo config, paused after its first iteration (CrashHook in
+# wait mode, tests/tools/crash_hook.py) while it holds the work dir.
+PAUSING_CONFIG = f"""
+_base_ = {IMAGE_CFG!r}
+custom_imports = dict(imports=['sparseformer_mm', 'crash_hook'],
+                      allow_failed_imports=False)
+custom_hooks = _base_.custom_hooks + [dict(type='CrashHook')]
+"""
+
+
+def test_two_real_trainings_in_one_work_dir(tmp_path, data_options):
+    """Two tools/train.py processes on one work dir: the second stops at
+    start naming the first (still running); once the first is killed, a
+    third takes its lock over, naming it, and trains."""
+    config, work = tmp_path / 'pausing.py', tmp_path / 'work'
+    config.write_text(PAUSING_CONFIG)
+    pid_file = tmp_path / 'first.pid'
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='',
+               PYTHONPATH=osp.join(REPO, 'tests', 'tools'),
+               CRASH_AT_ITER='1', CRASH_MODE='wait',
+               CRASH_PID_FILE=str(pid_file))
+    with open(tmp_path / 'first.log', 'w') as log:
+        first = subprocess.Popen(
+            [sys.executable, 'tools/train.py', str(config), '--work-dir',
+             str(work), *data_options], cwd=REPO, env=env, stdout=log,
+            stderr=subprocess.STDOUT)
     try:
-        res = _train(tmp_path, data_options)
+        deadline = time.monotonic() + 300
+        while not pid_file.exists():
+            assert first.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / 'first.log').read_text()[-3000:]
+            time.sleep(0.2)
+        assert int(pid_file.read_text()) == first.pid
+
+        second = _train(work, data_options)
+        assert second.returncode != 0
+        err = second.stderr[-3000:]
+        assert 'WorkDirLockedError' in err, err
+        assert f'{work} is in use by another training run (pid ' \
+            f'{first.pid} on host {socket.gethostname()}, started ' in err
+        assert f'tools/train.py {config} --work-dir {work}' in err, err
+        assert 'Use another --work-dir, or wait for that run to end' in err
+        assert first.poll() is None  # the first run goes on undisturbed
+        assert not list(work.glob('*.pth'))  # the second wrote nothing
     finally:
-        lock.release()
-    assert res.returncode != 0
-    assert 'WorkDirLockedError' in res.stderr, res.stderr[-3000:]
-    assert 'is in use by another training run' in res.stderr
-    assert f'pid {os.getpid()} on host {socket.gethostname()}' in res.stderr
-    assert 'Use another --work-dir' in res.stderr
-    assert not [n for n in os.listdir(tmp_path) if n.endswith('.pth')]
+        first.kill()
+        first.wait()
+
+    third = _train(work, data_options + ['train_cfg.max_epochs=1'],
+                   '--no-validate')
+    log = third.stdout + third.stderr
+    assert third.returncode == 0, log[-3000:]
+    assert f'Took over the lock of {work} from a run that is no longer ' \
+        f'running (pid {first.pid} on host {socket.gethostname()}' in log
+    assert (work / 'epoch_1.pth').is_file()
 
 
 @pytest.mark.parametrize('case', ['empty', 'deleted'])

@@ -1,4 +1,7 @@
-# ImageNet-1K, 224x224, the SparseFormer recipe's augmentation.
+# ImageNet-1K, 224x224, the SparseFormer recipe's augmentation. An
+# unreadable image is replaced by another sample and named in the log
+# (SkipBadSamples, flat form: the dataset type by name, its arguments beside
+# it, so train_dataloader.dataset.data_root=... works as usual).
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet'
 data_preprocessor = dict(
@@ -37,8 +40,8 @@ train_dataloader = dict(
     batch_size=128,
     num_workers=8,
     persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='train',
-                 pipeline=train_pipeline),
+    dataset=dict(type='SkipBadSamples', dataset=dataset_type,
+                 data_root=data_root, split='train', pipeline=train_pipeline),
     # Repeated augmentation x3, as in the original recipe.
     sampler=dict(type='RepeatAugSampler', num_repeats=3, shuffle=True),
 )
@@ -46,8 +49,8 @@ val_dataloader = dict(
     batch_size=128,
     num_workers=8,
     persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='val',
-                 pipeline=test_pipeline),
+    dataset=dict(type='SkipBadSamples', dataset=dataset_type,
+                 data_root=data_root, split='val', pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='Accuracy', topk=(1, 5))

@@ -66,14 +66,20 @@ class BatchPaddingHook(Hook):
         meta = getattr(samples[big], 'metainfo', {}) if big < len(
             samples) else {}
         name = meta.get('filename') or meta.get('img_path') or f'#{big}'
+        if meta.get('img_path'):  # an image (mmpretrain) pipeline
+            fix = ("(e.g. dict(type='ResizeEdge', scale=256, edge='short') "
+                   'then a crop)')
+        else:
+            fix = ("(e.g. dict(type='Resize', scale=(-1, 256)) then a crop) "
+                   'or resize the videos (tools/data/kinetics/'
+                   'resize_videos.py)')
         self._warned += 1
         runner.logger.warning(
             f'{mode} batch {idx}: inputs of sizes {sorted(set(sizes))} are '
             f'zero-padded to one {max(s[0] for s in sizes if s)}x'
             f'{max(s[1] for s in sizes if s)} batch, {factor:.0f}x the '
             f'smallest input (largest: {name}). Resize in the pipeline '
-            "(e.g. dict(type='Resize', scale=(-1, 256)) then a crop) or "
-            'resize the videos (tools/data/kinetics/resize_videos.py).')
+            f'{fix}.')
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self._check(runner, data_batch, 'train', batch_idx)

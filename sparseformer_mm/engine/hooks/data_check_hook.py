@@ -148,8 +148,8 @@ class DataCheckHook(Hook):
             f'{len(seen)} of {total} {mode} samples this epoch could not be '
             f'loaded ({len(seen) / total:.1%}), more than max_bad_fraction='
             f'{self.max_bad_fraction} allows:\n{listing}{more}\nFix or remove '
-            'them from the annotation list (tools/data/kinetics/'
-            'check_videos.py lists every unreadable video), or raise '
+            'them from the dataset (for videos, tools/data/kinetics/'
+            'check_videos.py lists every unreadable one), or raise '
             'DataCheckHook(max_bad_fraction=...) in custom_hooks.')
 
     def _end(self, runner, mode: str, loader) -> None:
