@@ -68,6 +68,7 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=8, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
+auto_scale_lr = dict(base_batch_size=32)
 
 default_hooks = dict(logger=dict(interval=25),
                      checkpoint=dict(interval=1, max_keep_ckpts=1))
