@@ -5,7 +5,7 @@
 _base_ = [
     'mmaction::_base_/default_runtime.py',
     '../_base_/models/videosparseformer-tiny.py',
-    '../_base_/datasets/kinetics400_32x2x1_decord.py',
+    '../_base_/datasets/kinetics400_32x2x1_video.py',
     '../_base_/schedules/adamw_warmup_cosine_30e.py',
 ]
 custom_imports = dict(imports=['sparseformer_mm'], allow_failed_imports=False)

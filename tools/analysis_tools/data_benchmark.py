@@ -9,7 +9,7 @@ second of that process's CPU time, so other load on the machine matters
 little. The backends run interleaved, clip by clip, with the same random
 seed per clip, and their outputs are compared: the table says whether all
 backends gave identical tensors. Backends: decord (mmaction2's
-``DecordInit``, the configs' default), PyAV and torchcodec through
+``DecordInit``), PyAV (the K400 configs' default) and torchcodec through
 ``VideoInit``, and mmaction2's own ``PyAVInit`` / ``PyAVDecode`` for
 comparison; one that cannot be used here is reported and left out.
 
@@ -299,8 +299,8 @@ def prepare_sources(folder: str, names: List[str], seconds: float = 10,
 def with_backend(pipeline: List[dict], backend: str) -> List[dict]:
     """``pipeline`` decoding with ``backend``: its init/decode pair becomes
     ``VideoInit(backend=...)`` / ``VideoDecode``, except for decord, which
-    keeps mmaction2's ``DecordInit`` / ``DecordDecode`` (the configs'
-    default, measured as they run); ``'mmaction2-pyav'`` is mmaction2's
+    keeps mmaction2's ``DecordInit`` / ``DecordDecode`` (as the demo
+    configs run it); ``'mmaction2-pyav'`` is mmaction2's
     ``PyAVInit`` / ``PyAVDecode``."""
     own = {'decord': ('DecordInit', 'DecordDecode'),
            MMACTION2_PYAV: ('PyAVInit', 'PyAVDecode')}

@@ -12,13 +12,15 @@ ann_file_train = 'data/kinetics400/kinetics400_train_list_videos.txt'
 ann_file_val = 'data/kinetics400/kinetics400_val_list_videos.txt'
 ann_file_test = ann_file_val
 clip_len, frame_interval, crop_size = 32, 2, 224
+# PyAV decodes (VideoInit backend: 'pyav' | 'decord' | 'torchcodec'; the
+# same frames; docs/decoding.md)
 file_client_args = dict(io_backend='disk')
 
 train_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='VideoInit', backend='pyav', **file_client_args),
     dict(type='SampleFrames', clip_len=clip_len,
          frame_interval=frame_interval, num_clips=1),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='RandomResizedCrop'),
     dict(type='Resize', scale=(crop_size, crop_size), keep_ratio=False),
@@ -27,10 +29,10 @@ train_pipeline = [
     dict(type='PackActionInputs'),
 ]
 val_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='VideoInit', backend='pyav', **file_client_args),
     dict(type='SampleFrames', clip_len=clip_len,
          frame_interval=frame_interval, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='CenterCrop', crop_size=crop_size),
     dict(type='FormatShape', input_format='NCTHW'),
@@ -38,10 +40,10 @@ val_pipeline = [
 ]
 # multi-clip x three-crop testing: 4 clips x 3 crops = 12 views
 test_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='VideoInit', backend='pyav', **file_client_args),
     dict(type='SampleFrames', clip_len=clip_len,
          frame_interval=frame_interval, num_clips=4, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='Resize', scale=(-1, crop_size)),
     dict(type='ThreeCrop', crop_size=crop_size),
     dict(type='FormatShape', input_format='NCTHW'),
