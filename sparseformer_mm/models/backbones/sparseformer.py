@@ -2,7 +2,7 @@
 import copy
 import math
 import warnings
-from typing import Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -16,6 +16,15 @@ from ...archs import (ARCH_DEFAULTS, ARCH_ZOO, ROI_INITS, SHORT_KEYS,
 from ...checkpoint_formats import tube_rois
 from ..layers import OPS, SparseFormerUnit, TokenState, grid_init_rois, \
     promote_half
+
+
+# torch.compile cannot put a warning in a graph (a graph break); this runs
+# it once, when the call is traced (the conditions checked are static for a
+# graph: shapes, autocast state).
+@torch.compiler.assume_constant_result
+def _warn(message: str) -> bool:
+    warnings.warn(message, stacklevel=2)
+    return True
 
 
 def channel_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
@@ -116,6 +125,14 @@ class SparseFormer(BaseModule):
         padding_mode (str): feature sampling padding (where a stage does
             not set it). Defaults to 'zeros'.
         init_cfg (dict, optional): mmengine init config (e.g. Pretrained).
+        compile (bool | dict): run the forward through
+            ``torch.compile(fullgraph=True)``: True, or a dict of
+            ``torch.compile`` arguments (e.g. ``dict(mode='max-autotune')``;
+            ``fullgraph`` may be overridden). The input checks and
+            ``return_trace=True`` calls stay eager.
+            The first call of each mode (training, inference; each new
+            input shape) compiles, which takes minutes on a CPU. The weights
+            and their names are those of the eager model. Defaults to False.
 
     The forward returns ``(tokens,)`` with tokens ``(B, [1 +] N, width)``
     (a class token first if the arch inserts one); with
@@ -135,8 +152,17 @@ class SparseFormer(BaseModule):
                  clip_sampling_grad: bool = True,
                  padding_mode: str = 'zeros',
                  init_cfg: Optional[Union[dict, Sequence[dict]]] = None,
-                 replicates: int = 1):
+                 replicates: int = 1,
+                 compile: Union[bool, dict] = False):
         super().__init__(init_cfg=init_cfg)
+        if isinstance(compile, bool):
+            compile = dict() if compile else None
+        elif not isinstance(compile, dict):
+            raise ValueError(
+                'model.backbone.compile must be True, False or a dict of '
+                f'torch.compile arguments, got {compile!r}')
+        self.compile_cfg = None if compile is None else \
+            dict(dict(fullgraph=True), **compile)
         if self.ndim == 2 and replicates != 1:
             raise ValueError('replicates is a VideoSparseFormer option; an '
                              'image SparseFormer has one token per RoI.')
@@ -146,7 +172,9 @@ class SparseFormer(BaseModule):
         self.replicates = replicates
         self.num_total_tokens = self.num_tokens * replicates
         self.embed_dims = s['stages'][-1]['width']
-        self.loss_scale = 1.0
+        # A tensor, not a number, so that a compiled forward reads its value
+        # rather than recompiling when it changes; not saved in checkpoints.
+        self.register_buffer('_loss_scale', torch.ones(()), persistent=False)
         self._loss_scale_managed = False
         feat_channels = feat_channels or s['feat_channels'] or 96
 
@@ -327,11 +355,18 @@ class SparseFormer(BaseModule):
         """Parameter names that must not be decayed (timm convention)."""
         return {'initial_roi.weight'}
 
+    @property
+    def loss_scale(self) -> float:
+        """The AMP loss scale the sampling-coordinate gradient clip assumes
+        (1 unless :meth:`set_loss_scale` said otherwise)."""
+        return float(self._loss_scale)
+
     def set_loss_scale(self, scale: float) -> None:
         """The AMP loss scale the next backward multiplies the loss by, so
         that the sampling-coordinate gradient clip scales with it (set by
         ``SamplingGradScaleHook`` before each training iteration)."""
-        self.loss_scale = float(scale)
+        with torch.no_grad():
+            self._loss_scale.fill_(float(scale))
         self._loss_scale_managed = True
 
     def _check_input(self, x: Tensor) -> None:
@@ -345,12 +380,14 @@ class SparseFormer(BaseModule):
         if (self.training and not self._loss_scale_managed
                 and torch.is_autocast_enabled(dev)
                 and torch.get_autocast_dtype(dev) == torch.float16):
-            warnings.warn(
-                'SparseFormer is training under fp16 autocast but no '
-                'SamplingGradScaleHook sets its loss scale, so the sampling '
-                'coordinate gradient clip ignores the loss scale. Add '
-                "dict(type='SamplingGradScaleHook') to custom_hooks.")
-            self._loss_scale_managed = True  # warn once
+            _warn('SparseFormer is training under fp16 autocast but no '
+                  'SamplingGradScaleHook sets its loss scale, so the '
+                  'sampling coordinate gradient clip ignores the loss scale. '
+                  "Add dict(type='SamplingGradScaleHook') to custom_hooks.")
+            # warn once (a compiled graph warned when traced: a changed
+            # flag would only make the next call recompile it)
+            if not torch.compiler.is_compiling():
+                self._loss_scale_managed = True
 
     def forward(self, inputs: Tensor, return_trace: bool = False):
         """Args:
@@ -359,13 +396,24 @@ class SparseFormer(BaseModule):
         """
         self._check_input(inputs)
         self._check_loss_scale(inputs)
+        if self.compile_cfg is None or return_trace:
+            # the trace is for inspection (RoIVisualizationHook): not worth
+            # compiling a graph of its own
+            return self._run(inputs, return_trace)
+        return _compiled(type(self)._run, self.compile_cfg)(
+            self, inputs, return_trace)
+
+    def _run(self, inputs: Tensor, return_trace: bool):
+        """The forward after the input checks (what ``compile`` compiles)."""
         feat = self.feat_extractor(inputs)
         B = inputs.shape[0]
         tokens = promote_half(self.initial_embedding.weight).unsqueeze(
             0).expand(B, self.num_total_tokens, -1)
         rois = promote_half(self.initial_roi.weight).unsqueeze(0).expand(
             B, -1, -1)
-        state = TokenState(feat, tokens, rois, self.loss_scale,
+        # A copy: the clip reads it in backward, and a new scale set before
+        # then must not fail autograd's in-place check.
+        state = TokenState(feat, tokens, rois, self._loss_scale.clone(),
                            [] if return_trace else None)
         for i, layer in enumerate(self.layers):
             if i == self.cls_token_layer:
@@ -393,3 +441,19 @@ class SparseFormer(BaseModule):
 
 def _given(value, default):
     return default if value is None else value
+
+
+_COMPILED: Dict[str, Callable] = {}
+
+
+def _compiled(run: Callable, options: dict) -> Callable:
+    """``torch.compile(run, **options)``, made once per function and options.
+
+    ``run`` is unbound (it takes the module first), so a deep copy of a
+    backbone (e.g. an EMA model) runs its own weights through it, and no
+    compiled function is stored on the module (pickling, ``state_dict``).
+    """
+    key = f'{run.__module__}.{run.__qualname__}:{options!r}'
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(run, **options)
+    return _COMPILED[key]

@@ -1,8 +1,8 @@
 """VideoSparseFormer: SparseFormer with spatiotemporal tube RoIs (mmaction2)."""
 import os.path as osp
-import warnings
 from typing import Dict, Optional, Union
 
+import torch
 from mmaction.registry import MODELS
 from mmengine.logging import MMLogger
 from torch import Tensor
@@ -10,7 +10,7 @@ from torch import Tensor
 from ...checkpoint_formats import (inflate_image_state_dict,
                                    is_image_state_dict, load_backbone_weights,
                                    video_mismatch_message)
-from .sparseformer import SparseFormer
+from .sparseformer import SparseFormer, _warn
 
 
 @MODELS.register_module()
@@ -70,10 +70,10 @@ class VideoSparseFormer(SparseFormer):
         if x.shape[2] < self.replicates and not self._warned_short_clip:
             # Segments thinner than a frame put tube centres outside the
             # frame range, where zero padding weakens the sampled features.
-            warnings.warn(
-                f'clip of {x.shape[2]} frames is shorter than replicates='
-                f'{self.replicates}; use clips of at least R frames.')
-            self._warned_short_clip = True
+            _warn(f'clip of {x.shape[2]} frames is shorter than replicates='
+                  f'{self.replicates}; use clips of at least R frames.')
+            if not torch.compiler.is_compiling():  # see _check_loss_scale
+                self._warned_short_clip = True
 
     def load_image_weights(self, path: str) -> None:
         """Load (and, for image weights, inflate) a checkpoint, strictly,

@@ -1,5 +1,7 @@
 """Sparse feature sampling at points, in 2-D (bilinear) or 3-D (trilinear)."""
 
+from typing import Union
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -16,22 +18,37 @@ class ClipCoordGrad(torch.autograd.Function):
     loss scaling every gradient is multiplied by the loss scale ``g``, so the
     limit must be multiplied by ``g`` too, or the clip would cut the scaled
     gradients to almost nothing. bf16 and fp32 training use ``g = 1``.
+
+    ``loss_scale`` is a number or a 0-dim tensor. The backbones pass their
+    tensor: a graph compiled by ``torch.compile`` then reads the scale's
+    current value at each backward, where a number would be baked into the
+    graph (and each new value would recompile it).
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, limit: float, loss_scale: float):
-        ctx.bound = limit * loss_scale
+    def forward(ctx, x: Tensor, limit: float,
+                loss_scale: Union[float, Tensor]):
+        ctx.limit, ctx.bound = limit, None
+        if isinstance(loss_scale, Tensor):
+            ctx.save_for_backward(loss_scale)
+        else:
+            ctx.bound = limit * loss_scale
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return grad.clamp(-ctx.bound, ctx.bound), None, None
+        if ctx.bound is not None:
+            return grad.clamp(-ctx.bound, ctx.bound), None, None
+        # In the gradient's dtype, as a number bound would be: for the
+        # power-of-two scales of loss scalers the bound is exactly the same.
+        bound = ctx.saved_tensors[0].to(grad.dtype) * ctx.limit
+        return grad.clamp(-bound, bound), None, None
 
 
 def sample_points(feat: Tensor,
                   points: Tensor,
                   clip_grad: bool = False,
-                  loss_scale: float = 1.0,
+                  loss_scale: Union[float, Tensor] = 1.0,
                   padding_mode: str = 'zeros',
                   align_corners: bool = False) -> Tensor:
     """Sample ``feat`` at normalised points with (bi/tri)linear interpolation.
@@ -42,7 +59,8 @@ def sample_points(feat: Tensor,
         points (Tensor): ``(B, N, P, ndim)`` in [0, 1], ``(x, y)`` or
             ``(x, y, t)`` order.
         clip_grad (bool): clip the coordinate gradient to ``±loss_scale/H``.
-        loss_scale (float): the AMP loss scale currently in effect.
+        loss_scale (float | Tensor): the AMP loss scale currently in
+            effect (a number or a 0-dim tensor).
         padding_mode (str): ``grid_sample`` padding. Defaults to 'zeros'.
         align_corners (bool): ``grid_sample`` convention. Defaults to False.
 
@@ -74,6 +92,15 @@ def sample_points(feat: Tensor,
     return out.reshape(B, N, *out.shape[2:]) if k > 1 else out
 
 
+# torch.get_num_threads() returns no tensor, so torch.compile cannot trace
+# it (a graph break); this reads it once when a graph is traced instead. A
+# later torch.set_num_threads() then keeps the traced split, which computes
+# the same values (below) and at worst uses the threads less well.
+@torch.compiler.assume_constant_result
+def _num_threads() -> int:
+    return torch.get_num_threads()
+
+
 def _cpu_chunks(feat: Tensor, grid: Tensor) -> int:
     """How many chunks to split one sample's tokens into for ``grid_sample``.
 
@@ -84,7 +111,7 @@ def _cpu_chunks(feat: Tensor, grid: Tensor) -> int:
     exactly the same values on all threads. Only without autograd: the
     backward would materialise one feature-map gradient per chunk.
     """
-    threads = torch.get_num_threads()
+    threads = _num_threads()
     if (feat.device.type != 'cpu' or feat.shape[0] != 1 or threads < 2
             or (torch.is_grad_enabled()
                 and (feat.requires_grad or grid.requires_grad))):

@@ -88,7 +88,8 @@ class TokenState:
         tokens (Tensor): ``(B, num_prefix + N, d)``; the first
             ``num_prefix`` are tokens without a RoI (a class token).
         rois (Tensor): ``(B, N, 2*ndim)`` corners of the latent tokens.
-        loss_scale (float): AMP loss scale for the coordinate-grad clip.
+        loss_scale (float | Tensor): AMP loss scale for the coordinate-grad
+            clip (the backbones pass a 0-dim tensor).
         trace (list, optional): per sampling pass, its ``rois`` and
             ``points``, when the caller asked for them.
         key_bias (Tensor, optional): ``(num_prefix + N,)`` added to the
