@@ -4,15 +4,25 @@ Writes mmaction2's Kinetics layout (``videos_{train,val}/<class>/*.mp4``,
 ``kinetics400_{train,val}_list_videos.txt``, ``classes.txt``); the class is
 the direction of motion (move_down, move_left, move_right, move_up).
 
-Example:
+Examples:
     python tools/data/make_synthetic_videos.py data/demo/motion
+    # 16:9 frames, the object anywhere in them (docs/views.md)
+    python tools/data/make_synthetic_videos.py data/demo/motion_wide \
+        --size 128x72
 """
 import argparse
 import os.path as osp
 import shutil
 import time
 
-from synthetic_videos import make_motion_dataset
+from synthetic_videos import make_motion_dataset, parse_size
+
+
+def _size(text):
+    try:
+        return parse_size(text)
+    except ValueError as e:  # argparse shows this message, not its own
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_args(argv=None):
@@ -22,8 +32,11 @@ def parse_args(argv=None):
                         help='training videos per class')
     parser.add_argument('--num-val', type=int, default=30,
                         help='validation videos per class')
-    parser.add_argument('--size', type=int, default=64,
-                        help='frame width and height')
+    parser.add_argument('--size', type=_size, default=64,
+                        help='frame side (64: square) or WIDTHxHEIGHT '
+                        '(128x72: 16:9); the object starts anywhere in the '
+                        'frame and its size and speed follow the shorter '
+                        'side')
     parser.add_argument('--num-frames', type=int, default=32,
                         help='frames per video')
     parser.add_argument('--fps', type=float, default=16)

@@ -5,6 +5,9 @@ stands out) moves at constant speed over a static cluttered background. The
 class is the direction of motion (``move_down``, ``move_left``,
 ``move_right``, ``move_up``); shape, colour, speed and start position are
 random, so no single frame tells the class: a model has to compare frames.
+Frames are square by default; ``size=(width, height)`` makes wide ones
+(e.g. 16:9), where the start is drawn over the whole frame as well, so a
+centre crop often misses the object.
 
 Written as real mp4 files (cv2's ``mp4v`` encoder, which decord decodes) in
 mmaction2's Kinetics layout, see :func:`make_motion_dataset`.
@@ -13,7 +16,7 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -37,6 +40,38 @@ _DIRECTIONS = {
 }
 
 
+Size = Union[int, Tuple[int, int]]  # side, or (width, height)
+
+
+def frame_size(size: Size) -> Tuple[int, int]:
+    """``(width, height)`` of a :data:`Size`: an int is a square side.
+
+    Raises:
+        ValueError: If a side is not a positive integer.
+    """
+    w, h = (size, size) if isinstance(size, (int, np.integer)) else size
+    if int(w) != w or int(h) != h or min(w, h) < 1:
+        raise ValueError(f'frame size must be a positive int or (width, '
+                         f'height) of positive ints, got {size!r}')
+    return int(w), int(h)
+
+
+def parse_size(text: str) -> Size:
+    """``'64'`` -> 64 (square), ``'128x72'`` -> (128, 72) (width x height).
+
+    Raises:
+        ValueError: On anything else, saying the two accepted forms.
+    """
+    try:
+        if 'x' in text.lower():
+            w, h = (int(v) for v in text.lower().split('x'))
+            return frame_size((w, h))
+        return frame_size(int(text))[0]
+    except ValueError:
+        raise ValueError(f'size {text!r}: give a side (64) or WIDTHxHEIGHT '
+                         '(128x72) in pixels') from None
+
+
 def motion_object_radius(size: int) -> Tuple[int, int]:
     """The range (inclusive, pixels) of the moving object's half-size in
     ``size`` px frames: smaller than the image demo's objects, to leave room
@@ -47,7 +82,7 @@ def motion_object_radius(size: int) -> Tuple[int, int]:
 
 def make_motion_clip(rng: np.random.Generator,
                      direction: str,
-                     size: int = 64,
+                     size: Size = 64,
                      num_frames: int = 32,
                      speed: Tuple[float, float] = (1.0, 2.0)):
     """Render one clip of an object moving in ``direction``.
@@ -55,7 +90,10 @@ def make_motion_clip(rng: np.random.Generator,
     Args:
         rng (np.random.Generator): Source of all randomness.
         direction (str): One of :data:`MOTION_CLASSES`.
-        size (int): Frame width and height. Defaults to 64.
+        size (int | tuple[int, int]): Frame side, or ``(width, height)``.
+            Object size and speed scale with the shorter side, and the speed
+            range is the same in every direction (set by the shorter side),
+            so that speed does not tell the class. Defaults to 64.
         num_frames (int): Clip length. Defaults to 32.
         speed (tuple[float, float]): Range of the speed in pixels per frame
             *at 64 px* (scaled with ``size``). The upper end is lowered where
@@ -63,7 +101,8 @@ def make_motion_clip(rng: np.random.Generator,
             (at 64 px and 32 frames the fastest is about 1.5 px/frame).
 
     Returns:
-        tuple: ``frames`` (uint8 BGR array ``(num_frames, size, size, 3)``),
+        tuple: ``frames`` (uint8 BGR array ``(num_frames, height, width,
+        3)``),
         ``boxes`` (list of inclusive pixel boxes ``[x1, y1, x2, y2]``, one
         per frame), and ``info`` (dict with ``shape``, ``speed`` in
         px/frame and ``color``).
@@ -76,25 +115,32 @@ def make_motion_clip(rng: np.random.Generator,
         raise ValueError(f'unknown direction {direction!r}; choose from '
                          f'{MOTION_CLASSES}')
     dx, dy = _DIRECTIONS[direction]
+    width, height = frame_size(size)
+    short = min(width, height)
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
-    bg = _clutter(rng, size)
-    low, high = motion_object_radius(size)
+    # A wide frame's clutter is the top of a square one (a square frame's
+    # is the whole square: the same draws as ever, the same clips).
+    bg = _clutter(rng, max(width, height))[:height, :width]
+    low, high = motion_object_radius(short)
     radius = int(rng.integers(low, high + 1))
-    lo, hi = radius + 1, size - radius - 2  # centre range, object inside
-    scale = size / 64
+    lo, hi = radius + 1, short - radius - 2  # centre range, object inside
+    # the centre's range along the motion and across it
+    hi_along = (width if dx else height) - radius - 2
+    hi_across = (height if dx else width) - radius - 2
+    scale = short / 64
     fastest = (hi - lo) / max(1, num_frames - 1)
     v_lo, v_hi = speed[0] * scale, min(speed[1] * scale, fastest)
     if v_hi < v_lo:
         raise ValueError(
             f'{num_frames} frames at >= {v_lo:.2f} px/frame do not fit in '
-            f'{size} px; use fewer frames, a bigger size or a lower speed')
+            f'{short} px; use fewer frames, a bigger size or a lower speed')
     v = float(rng.uniform(v_lo, v_hi))
     travel = v * (num_frames - 1)
     # Start anywhere the whole path stays inside the frame.
-    along = float(rng.uniform(lo, hi - travel))
+    along = float(rng.uniform(lo, hi_along - travel))
     if dx + dy < 0:  # moving towards 0: start at the far end
         along += travel
-    across = int(rng.integers(lo, hi + 1))
+    across = int(rng.integers(lo, hi_across + 1))
     centers = []
     for t in range(num_frames):
         a = int(round(along + (dx + dy) * v * t))
@@ -136,7 +182,7 @@ def write_video(path: str, frames: np.ndarray, fps: float = 16) -> None:
 def make_motion_dataset(root: str,
                         num_train: int = 150,
                         num_val: int = 30,
-                        size: int = 64,
+                        size: Size = 64,
                         num_frames: int = 32,
                         fps: float = 16,
                         seed: int = 0,
@@ -157,7 +203,8 @@ def make_motion_dataset(root: str,
         root (str): Output folder.
         num_train (int): Training videos per class. Defaults to 150.
         num_val (int): Validation videos per class. Defaults to 30.
-        size (int): Frame width and height. Defaults to 64.
+        size (int | tuple[int, int]): Frame side, or ``(width, height)``
+            (e.g. ``(128, 72)``, 16:9). Defaults to 64.
         num_frames (int): Frames per video. Defaults to 32.
         fps (float): Frame rate stored in the files. Defaults to 16.
         seed (int): Random seed. Defaults to 0.
