@@ -41,7 +41,7 @@ demo-video: demo-image
 	@echo "image demo (shapes): logs and checkpoints in $(IMAGE_WORK_DIR)/"
 	@echo "video demo (motion): logs and checkpoints in $(VIDEO_WORK_DIR)/"
 
-# Bootstrapping on a CPU (about 10 min): a small ViT trained with labels,
+# Bootstrapping on a CPU: a small ViT trained with labels,
 # a SparseFormer bootstrapped from it without labels, a labelled v1
 # SparseFormer for the same wall time, then video; data/demo is made if
 # missing (docs/experiments.md).
