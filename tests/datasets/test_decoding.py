@@ -133,7 +133,8 @@ def test_same_frames_as_decord(videos, decord_frames, name, backend):
 
 
 def _with_backend(pipeline, backend):
-    swap = {'DecordInit': dict(type='VideoInit', backend=backend),
+    init = dict(type='VideoInit', backend=backend)
+    swap = {'DecordInit': init, 'VideoInit': init,
             'DecordDecode': dict(type='VideoDecode')}
     return [swap.get(s['type'], s) for s in pipeline]
 
@@ -142,17 +143,19 @@ def _with_backend(pipeline, backend):
 def test_k400_pipelines_give_identical_tensors(videos, backend):
     """The K400 config's train (random sampling, crop and flip; on the
     720p video) and test (4 clips x 3 crops; on the small mkv) pipelines,
-    decord against ``backend``, same seeds."""
+    decord against ``backend``, same seeds (the config itself decodes
+    with PyAV)."""
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'k400.py'))
     with DefaultScope.overwrite_default_scope('mmaction'):
         for key, video in (('train_pipeline', 'h264_720p'),
                            ('test_pipeline', 'h264_mkv')):
             steps = [dict(s) for s in cfg[key]]
-            assert [s['type'] for s in steps][:3:2] == ['DecordInit',
-                                                        'DecordDecode']
+            assert [s['type'] for s in steps][:3:2] == ['VideoInit',
+                                                        'VideoDecode']
+            assert steps[0]['backend'] == 'pyav'
             outs = []
-            for pipe in (Compose(steps), Compose(_with_backend(steps,
-                                                               backend))):
+            for pipe in (Compose(_with_backend(steps, 'decord')),
+                         Compose(_with_backend(steps, backend))):
                 np.random.seed(3)
                 random.seed(3)
                 outs.append(pipe(dict(filename=videos[video], label=0,

@@ -43,6 +43,9 @@ def _short_run_cfg(root, work, with_val=True):
     cfg = Config.fromfile(IMAGE_CFG)
     cfg.merge_from_dict({
         'work_dir': str(work),
+        # runners started in the same second would share a logger (and its
+        # file) by the default name, the timestamp
+        'experiment_name': str(work),
         'train_dataloader.dataset.data_root': root,
         'val_dataloader.dataset.data_root': root,
         'test_dataloader.dataset.data_root': root,

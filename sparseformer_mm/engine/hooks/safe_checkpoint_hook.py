@@ -121,7 +121,8 @@ class SafeCheckpointHook(CheckpointHook):
         """``(key indicator, file name pattern, hub score key, hub ckpt
         key)`` per key indicator, as mmengine names them."""
         parts = re.split(r'\{[^}]*\}', self.filename_tmpl, maxsplit=1)
-        if len(parts) != 2:
+        # mmengine sets key_indicators only with save_best
+        if len(parts) != 2 or not getattr(self, 'key_indicators', None):
             return
         pre, post = parts
         step = f'{re.escape(pre)}(\\d+){re.escape(post)}'
