@@ -214,19 +214,20 @@ def run_v1(args, roots, out, seconds: float) -> dict:
     learning rate, a cosine over the last quarter) as its measured step
     time fits in ``seconds``."""
     import math
-    cfg = _run_config(V1_CFG, osp.join(out, 'v1_labelled'), 'v1_labelled',
-                      1, args.seed, args.quick)
-    _image_data(cfg, roots['shapes'])
-    cfg.model.backbone.arch = V1_ARCH
-    cfg.model.neck.in_channels = cfg.model.head.in_channels = 96
+
+    def v1_config(epochs):
+        cfg = _run_config(V1_CFG, osp.join(out, 'v1_labelled'),
+                          'v1_labelled', epochs, args.seed, args.quick)
+        _image_data(cfg, roots['shapes'])
+        cfg.model.backbone.arch = V1_ARCH
+        cfg.model.neck.in_channels = cfg.model.head.in_channels = 96
+        return cfg
+
+    cfg = v1_config(1)
     iters = math.ceil(len_train(cfg) / cfg.train_dataloader.batch_size)
     per_epoch = step_seconds(cfg) * iters
     epochs = max(1, round(seconds / per_epoch))
-    cfg = _run_config(V1_CFG, cfg.work_dir, 'v1_labelled', epochs,
-                      args.seed, args.quick)
-    _image_data(cfg, roots['shapes'])
-    cfg.model.backbone.arch = V1_ARCH
-    cfg.model.neck.in_channels = cfg.model.head.in_channels = 96
+    cfg = v1_config(epochs)
     if epochs > 1:
         warmup, cosine = cfg.param_scheduler
         cosine.begin = max(1, epochs - max(1, epochs // 4))
