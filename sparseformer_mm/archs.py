@@ -36,11 +36,12 @@ STAGE_DEFAULTS = dict(
     transition_norm=True,    # LayerNorm after a width transition into it
 )
 # Arch-level options: stem channels (None: the backbone's argument, else
-# 96), one embedding shared by all tokens, and the RoI initialisation
-# ('grid': an r x r grid of half-image boxes; 'grid_rest_full': as many as
-# fit on the grid, the rest on the whole image).
+# 96), one embedding shared by all tokens, the RoI initialisation ('grid':
+# an r x r grid of half-image boxes; 'grid_rest_full': as many as fit on
+# the grid, the rest on the whole image) and the grid's (columns, rows) for
+# frames that are not square (None: r x r).
 ARCH_DEFAULTS = dict(feat_channels=None, shared_embedding=False,
-                     roi_init='grid')
+                     roi_init='grid', token_grid=None)
 ROI_INITS = ('grid', 'grid_rest_full')
 
 

@@ -236,6 +236,61 @@ def tube_rois(boxes: Tensor, replicates: int) -> Tensor:
     return torch.cat(tubes, dim=0)
 
 
+def resample_token_grid(state_dict: StateDict, grid: Tuple[int, int],
+                        unit: float = 0.5) -> StateDict:
+    """Image backbone weights with an ``r x r`` token grid -> a
+    ``cols x rows`` grid (``grid``), for a model whose frames are not square.
+
+    Token ``a*rows + b`` (column ``a``, row ``b``) takes the embedding of the
+    source token nearest in grid position, and that token's learned RoI:
+    its centre's offset from its grid cell and its size, scaled by how the
+    cell size changes along each axis, around the new cell's centre (cells
+    as :func:`~sparseformer_mm.models.layers.grid_init_rois` lays them out
+    with box side ``unit``). A grid-initialised checkpoint thus becomes the
+    grid initialisation of the new shape. A shared embedding (one row) is
+    kept. Keys are backbone-level; other keys are copied.
+    """
+    cols, rows = (int(v) for v in grid)
+    roi = state_dict['initial_roi.weight']
+    emb = state_dict['initial_embedding.weight']
+    n = roi.shape[0]
+    r = int(round(n ** 0.5))
+    if r * r != n or r < 2 or roi.shape[1] != 4:
+        raise ValueError(
+            f'only image weights with a square token grid can be resampled '
+            f'to token_grid={tuple(grid)}; these have {n} tokens with '
+            f'{roi.shape[1]}-number RoIs.')
+
+    def cells(count, side):  # (index) -> (centre, cell side) along an axis
+        lo = torch.arange(count, dtype=torch.float64) / (count - 1) * (1 - side)
+        return lo + side / 2, side
+
+    # the source cells, and the target's (width unit * rows / cols)
+    src_c, src_u = cells(r, unit)
+    dst_x, dst_ux = cells(cols, unit * rows / cols)
+    dst_y, dst_uy = cells(rows, unit)
+    a = [min(r - 1, int(i * (r - 1) / (cols - 1) + 0.5)) for i in range(cols)]
+    b = [min(r - 1, int(j * (r - 1) / (rows - 1) + 0.5)) for j in range(rows)]
+    box = roi.double()
+    centre, size = (box[:, :2] + box[:, 2:]) / 2, box[:, 2:] - box[:, :2]
+    new_roi, new_emb = [], []
+    for i in range(cols):
+        for j in range(rows):
+            k = a[i] * r + b[j]
+            scale = torch.tensor([dst_ux / src_u, dst_uy / src_u],
+                                 dtype=torch.float64)
+            offset = centre[k] - torch.stack([src_c[a[i]], src_c[b[j]]])
+            c = torch.stack([dst_x[i], dst_y[j]]) + offset * scale
+            half = size[k] * scale / 2
+            new_roi.append(torch.cat([c - half, c + half]))
+            new_emb.append(emb[k] if emb.shape[0] == n else None)
+    out = OrderedDict(state_dict)
+    out['initial_roi.weight'] = torch.stack(new_roi).to(roi.dtype)
+    if emb.shape[0] == n:
+        out['initial_embedding.weight'] = torch.stack(new_emb)
+    return out
+
+
 def _xy_to_xyt(t: Tensor, num_groups: int) -> Tensor:
     """Insert a zero ``t`` after every ``(x, y)`` pair along dim 0."""
     pairs = t.reshape(num_groups, 2, *t.shape[1:])

@@ -94,8 +94,9 @@ def test_experiment_quick(tmp_path):
     assert r['settings']['quick'] and r['settings']['demo_trained_here']
     assert r['settings']['seeds'] == [0]
     rows = {(x['model'], x['data'], x['protocol']): x for x in r['rows']}
-    pairs = [('crops', 'motion_wide'), ('full', 'motion_wide'),
-             ('whole', 'motion_wide'), ('demo', 'motion')]
+    pairs = [(m, 'motion_wide') for m in exp.WIDE_MODELS] + [('demo',
+                                                              'motion')]
+    assert exp.WIDE_MODELS == ('crops', 'full', 'whole', 'grid')
     assert list(rows) == [(m, d, p) for m, d in pairs
                           for p in exp.PROTOCOLS]
     # 4 clips of 4 frames; the full frame keeps the 16:9 aspect at short
@@ -117,26 +118,40 @@ def test_experiment_quick(tmp_path):
             assert full == pytest.approx(centre, rel=1e-3)
         else:  # a wider view costs more than one crop, less than three
             assert centre < full < three
+    # 28 tokens cost more per view than 16, at every protocol
+    for p in exp.PROTOCOLS:
+        assert rows[('grid', 'motion_wide', p)]['gflops_per_video'] > \
+            rows[('whole', 'motion_wide', p)]['gflops_per_video']
     acc = r['acceptance']
-    assert acc['passes'] == (rows[('full', 'motion_wide', 'full-frame')][
-        'top1'] >= rows[('crops', 'motion_wide', 'three-crop')]['top1'])
+    crops = rows[('crops', 'motion_wide', 'three-crop')]
+    for model in ('full', 'whole', 'grid'):
+        full = rows[(model, 'motion_wide', 'full-frame')]
+        v = acc['full_frame'][model]
+        assert v['gflops_ratio'] == pytest.approx(
+            full['gflops_per_video'] / crops['gflops_per_video'], abs=1e-3)
+        assert v['passes'] == (full['top1'] >= crops['top1']
+                               and v['gflops_ratio'] < 1)
+    assert acc['passes'] == acc['full_frame'][acc['best']]['passes']
     # each model trained on what its config (or variant) says: squares,
     # frame-shaped crops, whole frames
     from mmengine.config import Config
     trained = {}
-    for model in ('crops', 'full', 'whole'):
+    for model in exp.WIDE_MODELS:
         work = out / 'work_dirs' / f'{model}_seed0'
         dumped = [p for p in work.glob('*.py')]
         assert len(dumped) == 1, dumped
-        steps = Config.fromfile(str(dumped[0])).train_dataloader.dataset\
-            .pipeline
+        cfg = Config.fromfile(str(dumped[0]))
+        steps = cfg.train_dataloader.dataset.pipeline
         trained[model] = [(t['type'], t.get('scale')) for t in steps
                           if t['type'] in ('RandomResizedCrop', 'Resize')]
+        arch = cfg.model.backbone.arch
+        assert (arch.num_tokens, arch.get('token_grid')) == (
+            (28, (7, 4)) if model == 'grid' else (16, None))
     assert trained['crops'][1:] == [('RandomResizedCrop', None),
                                     ('Resize', (64, 64))]
     assert trained['full'][1:] == [('RandomResizedCrop', None),
                                    ('Resize', (114, 64))]
-    assert trained['whole'] == [('Resize', (-1, 64))]
+    assert trained['whole'] == trained['grid'] == [('Resize', (-1, 64))]
     table = (out / 'table.md').read_text().strip().splitlines()
     assert len(table) == 2 + len(rows)
     page = doc.read_text()

@@ -313,6 +313,12 @@ class SparseFormer(BaseModule):
         if arch.get('roi_init', 'grid') not in ROI_INITS:
             raise ValueError(f"arch roi_init '{arch['roi_init']}' is not one "
                              f'of {list(ROI_INITS)}')
+        grid = arch.get('token_grid')
+        if grid is not None:
+            if arch.get('roi_init', 'grid') != 'grid':
+                raise ValueError('arch token_grid needs roi_init=\'grid\'')
+            grid_init_rois(arch['num_tokens'], grid=grid)  # checks the shape
+            arch['token_grid'] = tuple(int(v) for v in grid)
         if sum(st['cls_token'] for st in stages) > 1:
             raise ValueError('more than one stage sets cls_token=True; a '
                              'model has one class token.')
@@ -331,7 +337,8 @@ class SparseFormer(BaseModule):
         each box inflated into ``replicates`` tubes)."""
         boxes = grid_init_rois(
             self.num_tokens,
-            rest_full=self.arch_settings['roi_init'] == 'grid_rest_full')
+            rest_full=self.arch_settings['roi_init'] == 'grid_rest_full',
+            grid=self.arch_settings['token_grid'])
         return boxes if self.ndim == 2 else tube_rois(boxes, self.replicates)
 
     @torch.no_grad()

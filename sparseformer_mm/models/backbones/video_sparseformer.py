@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ...checkpoint_formats import (inflate_image_state_dict,
                                    is_image_state_dict, load_backbone_weights,
-                                   video_mismatch_message)
+                                   resample_token_grid, video_mismatch_message)
 from .sparseformer import SparseFormer, _warn
 
 
@@ -92,6 +92,11 @@ class VideoSparseFormer(SparseFormer):
             raise ValueError(f'{path} holds image weights; set '
                              'model.backbone.pretrained2d=True to '
                              'inflate them.')
+        grid = self.arch_settings['token_grid']
+        resampled = is_image and grid is not None and \
+            sd['initial_roi.weight'].shape[0] != self.num_tokens
+        if resampled:
+            sd = resample_token_grid(sd, grid)
         cand = inflate_image_state_dict(sd, self.replicates) if is_image \
             else sd
         mismatch = video_mismatch_message(
@@ -104,7 +109,9 @@ class VideoSparseFormer(SparseFormer):
         MMLogger.get_current_instance().info(
             f'VideoSparseFormer: loaded '
             f'{"inflated image" if is_image else "video"} weights from '
-            f'{path} (R={self.replicates})')
+            f'{path} (R={self.replicates})' +
+            (f', its square token grid resampled to {grid[0]} x {grid[1]}'
+             if resampled else ''))
 
     def init_weights(self) -> None:
         if self.pretrained:

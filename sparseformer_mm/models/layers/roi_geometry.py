@@ -87,30 +87,51 @@ def make_sampling_points(roi: Tensor, offset: Tensor, eps: float = 1e-5) -> Tens
 
 
 def grid_init_rois(num_tokens: int, unit: float = 0.5,
-                   rest_full: bool = False) -> Tensor:
+                   rest_full: bool = False, grid=None) -> Tensor:
     """The reference RoI initialisation: an ``r x r`` grid of half-image boxes.
 
     Token ``a*r + b`` has x-index ``a`` and y-index ``b``; along each axis the
     low corner is ``i/(r-1) * (1 - unit)`` and the high corner ``lo + unit``.
+    With ``grid=(cols, rows)`` the grid has ``cols`` columns and ``rows``
+    rows (token ``a*rows + b``) for a frame of about that aspect ratio: boxes
+    keep the height ``unit`` and are ``unit * rows / cols`` wide, so they are
+    as square in pixels as the square grid's are on a square frame.
 
     Args:
         num_tokens (int): a square ``r*r``, or any number with
-            ``rest_full``.
+            ``rest_full``; ``cols * rows`` with ``grid``.
         unit (float): box side. Defaults to 0.5.
         rest_full (bool): the bootstrapped models' rule for a token count
             that is no square: the first ``floor(sqrt(N))**2`` tokens on the
             grid, the others on the whole image. Defaults to False.
+        grid (tuple[int, int], optional): ``(cols, rows)``. Defaults to
+            None (square).
 
     Returns:
         Tensor: ``(num_tokens, 4)`` corners.
     """
+    if grid is not None:
+        cols, rows = (int(v) for v in grid)
+        if cols < 2 or rows < 2 or cols * rows != num_tokens:
+            raise ValueError(
+                f'token_grid={tuple(grid)} does not hold num_tokens='
+                f'{num_tokens}: set (columns, rows), each >= 2, whose '
+                'product is num_tokens (e.g. (7, 4) for 28 tokens on a '
+                '16:9 frame).')
+        units = (unit * rows / cols, unit)
+        lo = [torch.arange(n, dtype=torch.float32) / (n - 1) * (1 - u)
+              for n, u in zip((cols, rows), units)]
+        gx = lo[0].view(cols, 1).expand(cols, rows)
+        gy = lo[1].view(1, rows).expand(cols, rows)
+        lo = torch.stack([gx, gy], dim=-1).reshape(num_tokens, 2)
+        return torch.cat([lo, lo + torch.tensor(units)], dim=-1)
     r = int(num_tokens ** 0.5 + 1e-9) if rest_full \
         else int(round(num_tokens ** 0.5))
     if r * r != num_tokens and not rest_full or r < 2:
         raise ValueError(
             f'num_tokens={num_tokens} is not a square of an integer >= 2; '
             'the grid RoI initialisation needs e.g. 49, 64 or 81 tokens '
-            "(or roi_init='grid_rest_full' in the arch).")
+            "(or roi_init='grid_rest_full' or a token_grid in the arch).")
     steps = torch.arange(r, dtype=torch.float32) / (r - 1) * (1 - unit)
     gx = steps.view(r, 1).expand(r, r)  # x-index a varies along rows
     gy = steps.view(1, r).expand(r, r)
