@@ -309,3 +309,29 @@ def test_bootstrapped_video_static_clip_and_temporal_encoding():
             video.initial_roi.weight[:, [2, 5]] * 0.5
         (after, ) = video(clip)
     assert (after - before).abs().max() > 1e-3
+
+
+def test_image_weights_onto_a_token_grid_of_the_frames_shape(tmp_path):
+    """``arch token_grid=(5, 3)``: a 3 x 3 image checkpoint loads through
+    ``pretrained``, resampled (checkpoint_formats.resample_token_grid),
+    then inflated; the model runs on wide clips."""
+    from sparseformer_mm.checkpoint_formats import resample_token_grid
+    image = build_classifier(NANO, 5)
+    path = tmp_path / 'image.pth'
+    torch.save({'state_dict': image.state_dict(), 'meta': {}}, path)
+    wide = dict(NANO, num_tokens=15, token_grid=(5, 3))
+    video = recognizer(wide, 2, num_classes=4, pretrained=str(path))
+    video.init_weights()
+    image_sd = {k[9:]: v for k, v in image.state_dict().items()
+                if k.startswith('backbone.')}
+    expected = inflate_image_state_dict(resample_token_grid(image_sd, (5, 3)),
+                                        2)
+    for k, v in video.backbone.state_dict().items():
+        assert torch.equal(v, expected[k]), k
+    assert video.backbone.num_total_tokens == 30
+    tokens = video.backbone(torch.randn(1, 3, 4, 36, 64))[0]
+    assert tokens.shape == (1, 30, 128) and torch.isfinite(tokens).all()
+    # without a token grid the token counts still have to match
+    with pytest.raises(ValueError, match='does not fit'):
+        recognizer(dict(NANO, num_tokens=16), 2,
+                   pretrained=str(path)).init_weights()

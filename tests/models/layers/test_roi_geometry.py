@@ -127,3 +127,26 @@ def test_diverging_roi_heads_keep_the_backbone_finite():
     out['tokens'].sum().backward()
     assert all(torch.isfinite(q.grad).all() for q in m.parameters()
                if q.grad is not None)
+
+
+def test_token_grid_of_a_wide_frame():
+    """``grid=(cols, rows)``: token a*rows + b in column a, row b; boxes of
+    height 0.5 that are square in pixels on a frame of aspect cols/rows,
+    from the top-left corner to the bottom-right one."""
+    cols, rows = 7, 4
+    rois = grid_init_rois(cols * rows, grid=(cols, rows))
+    assert rois.shape == (28, 4)
+    w, h = rois[:, 2] - rois[:, 0], rois[:, 3] - rois[:, 1]
+    # in pixels of a (7 * s) x (4 * s) frame: w * 7 == h * 4
+    torch.testing.assert_close(w * cols, h * rows)
+    torch.testing.assert_close(h, torch.full((28, ), 0.5))
+    torch.testing.assert_close(rois[0, :2], torch.zeros(2))
+    torch.testing.assert_close(rois[-1, 2:], torch.ones(2))
+    grid = rois[:, 0].view(cols, rows), rois[:, 1].view(cols, rows)
+    assert (grid[0].diff(dim=0) > 0).all() and (grid[0].diff(dim=1) == 0).all()
+    assert (grid[1].diff(dim=1) > 0).all() and (grid[1].diff(dim=0) == 0).all()
+    # the square grid, spelled out, is the default one
+    assert torch.equal(grid_init_rois(16, grid=(4, 4)), grid_init_rois(16))
+    for bad in ((7, 3), (28, 1)):
+        with pytest.raises(ValueError, match='token_grid'):
+            grid_init_rois(28, grid=bad)
