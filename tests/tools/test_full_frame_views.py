@@ -167,3 +167,44 @@ def test_experiment_refuses_a_doc_without_markers(tmp_path, capsys):
         exp.parse_args(['--doc', str(doc)])
     err = capsys.readouterr().err
     assert str(doc) in err and exp.TABLE_BEGIN in err
+
+
+def _run_results(path, seed, top1):
+    """A results.json as one run of ``seed`` writes it (rows made up)."""
+    exp = import_tool('experiments/full_frame_views.py')
+    per_run = []
+    for model, seed_of in [(m, seed) for m in exp.WIDE_MODELS] + [
+            ('demo', None)]:
+        for protocol in exp.PROTOCOLS:
+            views = 12 if protocol == 'three-crop' else 4
+            per_run.append(dict(
+                model=model, seed=seed_of, data='motion_wide',
+                protocol=protocol, views=views, view=[4, 64, 64],
+                top1=top1, gflops_per_video=0.1 * views,
+                seconds_per_video=0.01 * views, videos=120))
+    path.write_text(json.dumps(dict(
+        settings=dict(seed=seed, seeds=[seed], epochs=6),
+        checkpoints={f'crops_seed{seed}': 'x.pth'}, per_run=per_run,
+        timing_s={'total': 1.0})))
+    return str(path)
+
+
+def test_merge_reports_runs_of_several_seeds_as_one(tmp_path):
+    exp = import_tool('experiments/full_frame_views.py')
+    a = _run_results(tmp_path / 'a.json', 0, 80.0)
+    b = _run_results(tmp_path / 'b.json', 1, 90.0)
+    r = exp.main(['--merge', a, b, '--out', str(tmp_path / 'out')])
+    assert r['settings']['seeds'] == [0, 1]
+    rows = {(x['model'], x['protocol']): x for x in r['rows']}
+    crops = rows[('crops', 'three-crop')]
+    assert crops['top1'] == 85.0 and crops['top1_per_seed'] == [80.0, 90.0]
+    # the demo model is tested by each run: its rows once, from the first
+    demo = rows[('demo', 'three-crop')]
+    assert demo['top1_per_seed'] == [80.0] and demo['seeds'] == [None]
+    saved = json.loads((tmp_path / 'out' / 'results.json').read_text())
+    assert saved['rows'] == r['rows']
+    assert (tmp_path / 'out' / 'table.md').read_text().count('\n') == \
+        2 + len(r['rows'])
+    # the same seed twice is refused, naming it
+    with pytest.raises(ValueError, match="'crops', 0"):
+        exp.main(['--merge', a, a, '--out', str(tmp_path / 'again')])

@@ -8,14 +8,17 @@ do as well for less. This experiment measures it on the embedded data:
 1. generate the motion demo's clips (``data/demo/motion``, 64x64) and
    16:9 ones whose object can be anywhere in the frame
    (``data/demo/motion_wide``, 128x72), if missing;
-2. train the demo's nano VideoSparseFormer on the 16:9 clips three ways,
+2. train the demo's nano VideoSparseFormer on the 16:9 clips four ways,
    from the image demo's checkpoint (inflated), with ``--seeds`` seeds
    each: ``crops``, as the Kinetics-400 crop configs train (random resized
    square crops; ``configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_
    motion-wide.py``); ``full``, as the full-frame configs train (random
    resized crops of the frame's shape, resized to the full frame's view
    size; ``..._motion-wide_full-frame.py``); ``whole``, that config on
-   whole frames (no crop: the test views themselves, flipped);
+   whole frames (no crop: the test views themselves, flipped); ``grid``,
+   ``whole`` with 28 tokens on a 7 x 4 grid (arch ``token_grid``: a square
+   crop's token density over the 16:9 frame; the image checkpoint's 4 x 4
+   grid resampled);
 3. take the motion demo's video model (``--demo-checkpoint``, else
    ``work_dirs/demo_video``'s from ``make demo``, else train it here);
 4. test each model on 4 clips per video with three protocols: one centre
@@ -36,6 +39,11 @@ minutes on a shared 2-core CPU.
 Example:
     python tools/experiments/full_frame_views.py --out work_dirs/exp_views \\
         --seeds 3 --doc docs/views.md
+    # the same, one seed per process side by side, then one report:
+    for k in 0 1 2; do python tools/experiments/full_frame_views.py \\
+        --out work_dirs/exp_views/seed$k --seed $k --threads 1 & done; wait
+    python tools/experiments/full_frame_views.py --out work_dirs/exp_views \\
+        --doc docs/views.md --merge work_dirs/exp_views/seed*/results.json
     # plumbing only (tiny data, 1 epoch, no pretraining): under a minute
     python tools/experiments/full_frame_views.py --out /tmp/v --quick
 """
@@ -99,6 +107,11 @@ def parse_args(argv=None):
                         help='a markdown page whose table between the '
                         f'markers {TABLE_BEGIN} and {TABLE_END} is '
                         'replaced by the measured one')
+    parser.add_argument('--merge', nargs='+', metavar='RESULTS_JSON',
+                        help="no training: one report (OUT's results.json "
+                        'and table.md, the --doc table) from these runs\' '
+                        'results.json, e.g. one seed per process run side by '
+                        'side (--seed N --seeds 1 --threads 1 each)')
     parser.add_argument('--quick', action='store_true',
                         help='tiny data, 1 epoch, no pretraining: checks '
                         'the plumbing, not the science')
@@ -108,6 +121,9 @@ def parse_args(argv=None):
             parser.error(f'--{name} must be >= 1, got {getattr(args, name)}')
     if args.doc:
         _check_doc(args.doc, parser.error)
+    for path in args.merge or ():
+        if not osp.isfile(path):
+            parser.error(f'--merge {path}: no such file')
     for name in ('image_checkpoint', 'demo_checkpoint'):
         path = getattr(args, name)
         if path and path != 'none' and not osp.isfile(path):
@@ -456,6 +472,10 @@ def write_doc(path: str, text: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.merge:
+        return merge(args.merge, osp.abspath(args.out), args.doc, ' '.join(
+            [osp.relpath(__file__, REPO)] +
+            (argv if argv is not None else sys.argv[1:])))
     sys.path.insert(0, REPO)
     import torch
 
@@ -529,10 +549,7 @@ def main(argv=None):
         per_run += measure('demo', demo_ckpt, data, roots[data], runs,
                            args.quick, flops_cache)
         t = lap(f'test_demo_{data}', t)
-    rows = summarise(per_run)
     timing['total'] = round(time.time() - start, 1)
-
-    text = table(rows)
     results = dict(
         command=' '.join([osp.relpath(__file__, REPO)] +
                          (argv if argv is not None else sys.argv[1:])),
@@ -545,14 +562,54 @@ def main(argv=None):
                       crops_config=osp.relpath(CROPS_CFG, REPO),
                       full_frame_config=osp.relpath(FULL_CFG, REPO)),
         checkpoints={f'{m}_seed{sd}': c for (m, sd), c in wide_ckpts.items()},
-        rows=rows, per_run=per_run,
-        acceptance=acceptance(rows), timing_s=timing)
+        per_run=per_run, timing_s=timing)
+    return report(results, out, args.doc)
+
+
+def merge(paths: list, out: str, doc, command: str) -> dict:
+    """One report from several runs' ``results.json`` (e.g. one seed per
+    process, run side by side): their per-seed rows together, the demo
+    model's from the first run."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    per_run, seen = [], set()
+    for run in runs:
+        for r in run['per_run']:
+            key = (r['model'], r['seed'], r['data'], r['protocol'])
+            if r['seed'] is None and key in seen:
+                continue  # the demo model, tested by every run
+            if key in seen:
+                raise ValueError(f'{key} is in more than one of {paths}: '
+                                 'merge runs of different seeds')
+            seen.add(key)
+            per_run.append(r)
+    settings = dict(runs[0]['settings'], merged=list(paths),
+                    seeds=sorted(s for run in runs
+                                 for s in run['settings']['seeds']))
+    settings.pop('seed', None)
+    results = dict(
+        command=command, settings=settings,
+        checkpoints={k: v for run in runs
+                     for k, v in run['checkpoints'].items()},
+        per_run=per_run, timing_s=[run['timing_s'] for run in runs])
+    os.makedirs(out, exist_ok=True)
+    return report(results, out, doc)
+
+
+def report(results: dict, out: str, doc) -> dict:
+    """Summarise ``results['per_run']``; write ``OUT/results.json``,
+    ``OUT/table.md`` and the table in ``doc``; print them."""
+    rows = summarise(results['per_run'])
+    text = table(rows)
+    results = dict(results, rows=rows, acceptance=acceptance(rows))
     with open(osp.join(out, 'results.json'), 'w') as f:
         json.dump(results, f, indent=2)
     with open(osp.join(out, 'table.md'), 'w') as f:
         f.write(text + '\n')
-    if args.doc:
-        write_doc(args.doc, text)
+    if doc:
+        write_doc(doc, text)
     print(text)
     acc = results['acceptance']
     for model, v in acc['full_frame'].items():
@@ -562,9 +619,8 @@ def main(argv=None):
               f"{'PASS' if v['passes'] else 'FAIL'}")
     print(f'wrote {osp.join(out, "results.json")} and '
           f'{osp.join(out, "table.md")}' +
-          (f' and the table in {args.doc}' if args.doc else ''))
+          (f' and the table in {doc}' if doc else ''))
     return results
-
 
 if __name__ == '__main__':
     main()
