@@ -165,3 +165,40 @@ def test_demo_full_frame_test_views(tmp_path):
     train = _dataset(Config.fromfile(DEMO_FULL), str(tmp_path),
                      'train_dataloader')[0]['inputs']
     assert tuple(train.shape) == (1, 3, 4, 64, 114)
+
+
+def test_token_grid_config_is_the_full_frame_one_on_12x7_tokens(tmp_path):
+    """The 12 x 7 grid config: the full-frame config but for the arch (the
+    tiny one with 84 tokens on a 12 x 7 grid), and the tiny ImageNet
+    weights load into it through ``pretrained``, their 7 x 7 grid
+    resampled."""
+    import torch
+    from mmaction.registry import MODELS
+
+    from sparseformer_mm.checkpoint_formats import (inflate_image_state_dict,
+                                                    resample_token_grid)
+    from sparseformer_mm.models import VideoSparseFormer, build_classifier
+    grid_cfg = Config.fromfile(K400_FULL.replace(
+        'videosparseformer-tiny_', 'videosparseformer-tiny-grid12x7_'))
+    full = Config.fromfile(K400_FULL)
+    arch = grid_cfg.model.backbone.arch
+    assert VideoSparseFormer.parse_arch(arch) == dict(
+        VideoSparseFormer.parse_arch('tiny'), num_tokens=84,
+        token_grid=(12, 7))
+    a, b = grid_cfg.to_dict(), full.to_dict()
+    a['model']['backbone'].pop('arch'), b['model']['backbone'].pop('arch')
+    assert a == b
+    image = build_classifier('tiny', 10)
+    path = tmp_path / 'tiny_in1k.pth'
+    torch.save({'state_dict': image.state_dict()}, path)
+    grid_cfg.model.backbone.pretrained = str(path)
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        video = MODELS.build(grid_cfg.model)
+    video.init_weights()
+    assert video.backbone.num_total_tokens == 84 * 8
+    image_sd = {k[9:]: v for k, v in image.state_dict().items()
+                if k.startswith('backbone.')}
+    expected = inflate_image_state_dict(
+        resample_token_grid(image_sd, (12, 7)), 8)
+    for key in ('initial_roi.weight', 'initial_embedding.weight'):
+        assert torch.equal(video.backbone.state_dict()[key], expected[key])
