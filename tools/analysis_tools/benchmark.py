@@ -46,6 +46,10 @@ PEERS = {'image': 'swin-t', 'video': 'videoswin-t'}
 OURS_K400 = ('configs/videosparseformer/videosparseformer-tiny_in1k-pre_'
              '8xb8-32x2x1-30e_kinetics400-rgb.py')
 FULL_FRAME = 'videosparseformer-t full-frame'
+# its tokens on a 12 x 7 grid: a 224² crop's token density over the frame
+OURS_K400_GRID = ('configs/videosparseformer/videosparseformer-tiny-grid12x7_'
+                  'in1k-pre_8xb8-32x2x1-30e_kinetics400-rgb_full-frame.py')
+FULL_FRAME_GRID = 'videosparseformer-t full-frame, 12x7 tokens'
 # The per-video table: each model at its own published test protocol (read
 # from ``config``; the mmaction2 K400 config of ``model`` by default) and the
 # Kinetics-400 top-1 its authors published, with the source.
@@ -54,6 +58,7 @@ PER_VIDEO = [
          config=OURS_K400),
     dict(label=FULL_FRAME, model='videosparseformer-t', config=OURS_K400,
          full_frame=True),
+    dict(label=FULL_FRAME_GRID, model=OURS_K400_GRID, config=OURS_K400_GRID),
     dict(label='videoswin-t', model='videoswin-t',
          paper=(78.8, 'Video Swin Transformer (Liu et al., CVPR 2022, '
                 'arXiv:2106.13230), K400 comparison table, Swin-T IN-1K')),
