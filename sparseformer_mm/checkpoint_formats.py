@@ -433,11 +433,18 @@ def video_mismatch_message(own: StateDict, cand: StateDict, sd: StateDict,
     if is_image:
         if name_of(theirs) == ours:
             return head + keys + '.'
+        grid = ''
+        if not (missing or unexpected) and bad <= {
+                'initial_roi.weight', 'initial_embedding.weight'}:
+            grid = (' Or, for frames that are not square, keep the arch and'
+                    ' add token_grid=(cols, rows) to it, cols * rows = '
+                    'num_tokens: the file\'s square token grid is then '
+                    'resampled onto it.')
         return (head + f'it is an image SparseFormer of arch '
                 f'{name_of(theirs)}. Set model.backbone.arch='
                 f'{name_of(theirs)}{width}, or point '
                 'model.backbone.pretrained at a checkpoint of arch '
-                f'{ours}.')
+                f'{ours}.{grid}')
     total = theirs['num_tokens']
     n = arch['num_tokens']
     same = (dict(normalize(theirs), num_tokens=0)

@@ -331,7 +331,9 @@ def test_image_weights_onto_a_token_grid_of_the_frames_shape(tmp_path):
     assert video.backbone.num_total_tokens == 30
     tokens = video.backbone(torch.randn(1, 3, 4, 36, 64))[0]
     assert tokens.shape == (1, 30, 128) and torch.isfinite(tokens).all()
-    # without a token grid the token counts still have to match
-    with pytest.raises(ValueError, match='does not fit'):
+    # without a token grid the token counts still have to match, and the
+    # message points at token_grid
+    with pytest.raises(ValueError, match='does not fit') as info:
         recognizer(dict(NANO, num_tokens=16), 2,
                    pretrained=str(path)).init_weights()
+    assert 'add token_grid=(cols, rows)' in str(info.value)
