@@ -613,7 +613,7 @@ def report(results: dict, out: str, doc) -> dict:
     print(text)
     acc = results['acceptance']
     for model, v in acc['full_frame'].items():
-        print(f'16:9 clips, {MODEL_NAMES[model]}, on full frames vs the '
+        print(f'{MODEL_NAMES[model]}, on full frames vs the '
               f"crops config on 3 crops: top-1 {v['top1']} vs "
               f"{acc['three_crop_top1']} %, GFLOPs x{v['gflops_ratio']}: "
               f"{'PASS' if v['passes'] else 'FAIL'}")
