@@ -33,8 +33,8 @@ do as well for less. This experiment measures it on the embedded data:
 The image checkpoint is ``--image-checkpoint``, else ``make demo``'s
 (``work_dirs/demo_image``), else the image demo is trained here first
 (about 5 minutes on 2 cores). With both demo checkpoints made by
-``make demo``, each seed (three trainings, nine tests) took about 10
-minutes on a shared 2-core CPU.
+``make demo``, three seeds (four trainings and twelve tests each) run
+side by side with one thread each took 24 minutes on a 2-core CPU.
 
 Example:
     python tools/experiments/full_frame_views.py --out work_dirs/exp_views \\
