@@ -5,9 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.hooks import Hook
-from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
@@ -17,18 +15,7 @@ from sparseformer_mm.engine.hooks import (NonFiniteLossError,
                                           NonFiniteWeightsError)
 from sparseformer_mm.engine.hooks.non_finite_loss_hook import \
     non_finite_tensors
-
-
-class TinyRegressor(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(2, 1)
-
-    def forward(self, inputs, labels=None, mode='tensor'):
-        out = self.fc(inputs)
-        if mode == 'loss':
-            return dict(loss=((out - labels) ** 2).mean())
-        return out
+from toy_models import TinyRegressor
 
 
 class Points(Dataset):

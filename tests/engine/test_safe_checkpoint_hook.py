@@ -17,16 +17,15 @@ import subprocess
 import sys
 
 import torch
-import torch.nn as nn
 from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
-from mmengine.model import BaseModel
 from mmengine.registry import METRICS
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 import sparseformer_mm  # noqa: F401  (SafeCheckpointHook, atomic saves)
+from toy_models import TinyRegressor
 
 SCORES = {1: 0.2, 2: 0.5, 3: 0.4, 4: 0.7, 5: 0.6, 6: 0.9, 7: 0.8}
 # the best file after each epoch's validation, for an unbroken run
@@ -35,18 +34,6 @@ BEST_AFTER = {1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 6, 7: 6}
 
 def best_name(epoch):
     return f'best_score_epoch_{epoch}.pth'
-
-
-class TinyRegressor(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(2, 1)
-
-    def forward(self, inputs, labels=None, mode='tensor'):
-        out = self.fc(inputs)
-        if mode == 'loss':
-            return dict(loss=((out - labels) ** 2).mean())
-        return out
 
 
 class Points(Dataset):

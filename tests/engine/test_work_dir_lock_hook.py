@@ -11,9 +11,7 @@ import sys
 
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.evaluator import BaseMetric
-from mmengine.model import BaseModel
 from mmengine.registry import METRICS
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
@@ -22,18 +20,7 @@ from sparseformer_mm.engine.hooks import WorkDirLockHook
 from sparseformer_mm.engine.hooks import work_dir_lock_hook as lock_module
 from sparseformer_mm.engine.hooks.work_dir_lock_hook import (
     LOCK_NAME, WorkDirLockedError)
-
-
-class TinyRegressor(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(2, 1)
-
-    def forward(self, inputs, labels=None, mode='tensor'):
-        out = self.fc(inputs)
-        if mode == 'loss':
-            return dict(loss=((out - labels) ** 2).mean())
-        return out
+from toy_models import TinyRegressor
 
 
 class Points(Dataset):
