@@ -192,8 +192,12 @@ def test_copied_or_moved_work_dir_rotates_its_own_best(tmp_path):
 
 
 def _killed_run(work_dir, max_epochs, point, epoch):
+    # tests/ on the path: this file, run as a script, imports toy_models
+    tests = osp.dirname(osp.dirname(osp.abspath(__file__)))
     env = dict(os.environ, KILL_POINT=point, KILL_EPOCH=str(epoch),
-               OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+               OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='',
+               PYTHONPATH=os.pathsep.join(
+                   [tests] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
     res = subprocess.run(
         [sys.executable, __file__, str(work_dir), str(max_epochs)],
         env=env, capture_output=True, text=True, timeout=300)
