@@ -269,25 +269,25 @@ def resample_token_grid(state_dict: StateDict, grid: Tuple[int, int],
     src_c, src_u = cells(r, unit)
     dst_x, dst_ux = cells(cols, unit * rows / cols)
     dst_y, dst_uy = cells(rows, unit)
+    scale = torch.tensor([dst_ux / src_u, dst_uy / src_u], dtype=torch.float64)
+    # the nearest source column / row of each target one
     a = [min(r - 1, int(i * (r - 1) / (cols - 1) + 0.5)) for i in range(cols)]
     b = [min(r - 1, int(j * (r - 1) / (rows - 1) + 0.5)) for j in range(rows)]
     box = roi.double()
     centre, size = (box[:, :2] + box[:, 2:]) / 2, box[:, 2:] - box[:, :2]
-    new_roi, new_emb = [], []
+    source, new_roi = [], []
     for i in range(cols):
         for j in range(rows):
             k = a[i] * r + b[j]
-            scale = torch.tensor([dst_ux / src_u, dst_uy / src_u],
-                                 dtype=torch.float64)
             offset = centre[k] - torch.stack([src_c[a[i]], src_c[b[j]]])
             c = torch.stack([dst_x[i], dst_y[j]]) + offset * scale
             half = size[k] * scale / 2
             new_roi.append(torch.cat([c - half, c + half]))
-            new_emb.append(emb[k] if emb.shape[0] == n else None)
+            source.append(k)
     out = OrderedDict(state_dict)
     out['initial_roi.weight'] = torch.stack(new_roi).to(roi.dtype)
     if emb.shape[0] == n:
-        out['initial_embedding.weight'] = torch.stack(new_emb)
+        out['initial_embedding.weight'] = emb[source]
     return out
 
 

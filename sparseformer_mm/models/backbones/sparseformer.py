@@ -316,7 +316,9 @@ class SparseFormer(BaseModule):
         grid = arch.get('token_grid')
         if grid is not None:
             if arch.get('roi_init', 'grid') != 'grid':
-                raise ValueError('arch token_grid needs roi_init=\'grid\'')
+                raise ValueError(
+                    f"arch token_grid lays out roi_init='grid'; got "
+                    f"roi_init='{arch['roi_init']}': drop one of the two.")
             grid_init_rois(arch['num_tokens'], grid=grid)  # checks the shape
             arch['token_grid'] = tuple(int(v) for v in grid)
         if sum(st['cls_token'] for st in stages) > 1:

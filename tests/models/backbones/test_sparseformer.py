@@ -234,6 +234,13 @@ def test_arch_errors_name_the_stage_and_option():
     with pytest.raises(ValueError, match='set num_heads or head_dims'):
         SparseFormer(arch=dict(NEW_ARCH, stages=[dict(
             width=32, ops=('sampling', ), num_heads=2, head_dims=16)]))
+    # a token grid must hold num_tokens and lay out the grid initialisation
+    with pytest.raises(ValueError, match=r'token_grid=\(4, 4\) does not '
+                                         'hold num_tokens=9'):
+        SparseFormer(arch=dict(NEW_ARCH, num_tokens=9, token_grid=(4, 4)))
+    with pytest.raises(ValueError, match="drop one of the two"):
+        SparseFormer(arch=dict(NEW_ARCH, num_tokens=12, token_grid=(4, 3),
+                               roi_init='grid_rest_full'))
 
 
 def test_zoo_entries_are_stage_lists_and_short_form_is_the_same_model():
