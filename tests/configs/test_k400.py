@@ -15,11 +15,32 @@ from data_helpers import make_motion_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VARIANTS = sorted(glob.glob(osp.join(REPO, 'configs/videosparseformer/*.py')))
-# our train.py and the one mmaction2 users already run (from its wheel)
+# A user's script: Runner.from_cfg on the config, with the options the
+# train tools take here.
+RUNNER_SCRIPT = '''
+import argparse
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+parser = argparse.ArgumentParser()
+parser.add_argument('config')
+parser.add_argument('--work-dir')
+parser.add_argument('--no-validate', action='store_true')
+parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+args = parser.parse_args()
+cfg = Config.fromfile(args.config)
+cfg.merge_from_dict(args.cfg_options)
+cfg.work_dir = args.work_dir
+if args.no_validate:
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+Runner.from_cfg(cfg).train()
+'''
+# our train.py, the one mmaction2 users already run (from its wheel), and
+# Runner.from_cfg in a script
 TRAIN_TOOLS = {
     'ours': 'tools/train.py',
     'mmaction2': osp.join(osp.dirname(mmaction.__file__), '.mim', 'tools',
                           'train.py'),
+    'runner': RUNNER_SCRIPT,
 }
 
 
@@ -46,6 +67,10 @@ def test_k400_trains_one_iteration_on_a_kinetics_folder(tmp_path, tool):
     make_motion_dataset(str(root), num_train=1, num_val=1, size=64,
                         num_frames=32, seed=0)
     work = tmp_path / 'work'
+    script = TRAIN_TOOLS[tool]
+    if tool == 'runner':
+        (tmp_path / 'runner.py').write_text(RUNNER_SCRIPT)
+        script = str(tmp_path / 'runner.py')
     overrides = [
         f'train_dataloader.dataset.ann_file={root}/kinetics400_train_list_videos.txt',
         f'train_dataloader.dataset.data_prefix.video={root}/videos_train',
@@ -55,7 +80,7 @@ def test_k400_trains_one_iteration_on_a_kinetics_folder(tmp_path, tool):
         'default_hooks.logger.interval=1',
     ]
     res = subprocess.run(
-        [sys.executable, TRAIN_TOOLS[tool], 'configs/k400.py', '--work-dir',
+        [sys.executable, script, 'configs/k400.py', '--work-dir',
          str(work), '--no-validate', '--cfg-options'] + overrides,
         cwd=REPO, capture_output=True, text=True, timeout=900)
     out = res.stdout + res.stderr

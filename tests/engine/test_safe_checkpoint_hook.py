@@ -22,10 +22,9 @@ from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmengine.registry import METRICS
 from mmengine.runner import Runner
-from torch.utils.data import Dataset
 
 import sparseformer_mm  # noqa: F401  (SafeCheckpointHook, atomic saves)
-from toy_models import TinyRegressor
+from toy_models import Points, TinyRegressor
 
 SCORES = {1: 0.2, 2: 0.5, 3: 0.4, 4: 0.7, 5: 0.6, 6: 0.9, 7: 0.8}
 # the best file after each epoch's validation, for an unbroken run
@@ -34,15 +33,6 @@ BEST_AFTER = {1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 6, 7: 6}
 
 def best_name(epoch):
     return f'best_score_epoch_{epoch}.pth'
-
-
-class Points(Dataset):
-    def __len__(self):
-        return 4
-
-    def __getitem__(self, i):
-        return dict(inputs=torch.tensor([i / 8, 1.0]),
-                    labels=torch.tensor([0.5]))
 
 
 @METRICS.register_module(force=True)

@@ -10,26 +10,15 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import METRICS
 from mmengine.runner import Runner
-from torch.utils.data import Dataset
 
 from sparseformer_mm.engine.hooks import WorkDirLockHook
 from sparseformer_mm.engine.hooks import work_dir_lock_hook as lock_module
 from sparseformer_mm.engine.hooks.work_dir_lock_hook import (
     LOCK_NAME, WorkDirLockedError)
-from toy_models import TinyRegressor
-
-
-class Points(Dataset):
-    def __len__(self):
-        return 4
-
-    def __getitem__(self, i):
-        return dict(inputs=torch.tensor([i / 8, 1.0]),
-                    labels=torch.tensor([0.5]))
+from toy_models import Points, TinyRegressor
 
 
 @METRICS.register_module(force=True)

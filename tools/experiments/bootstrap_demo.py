@@ -42,6 +42,7 @@ for _folder in ('experiments', 'data', 'model_converters'):
     if osp.join(REPO, 'tools', _folder) not in sys.path:
         sys.path.insert(0, osp.join(REPO, 'tools', _folder))
 
+from experiment_utils import last_checkpoint  # noqa: E402
 from focus_and_pretraining import _run_config  # noqa: E402
 
 DEMO = osp.join(REPO, 'configs', 'demo')
@@ -151,8 +152,7 @@ def train(cfg, key: str, scale: float = 1.0) -> dict:
     start = time.time()
     runner.train()
     seconds = time.time() - start
-    with open(osp.join(cfg.work_dir, 'last_checkpoint')) as f:
-        checkpoint = f.read().strip()
+    checkpoint = last_checkpoint(cfg.work_dir)
     points = next(h for h in runner.hooks if isinstance(h, clock)).points
     curve = [[t, epoch, round(m[key] * scale, 2)] for t, epoch, m in points
              if key in m]

@@ -41,12 +41,9 @@ import os.path as osp
 import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# tools/ is not a package: the data generators and the focus metric are
-# imported from their folders.
-for _folder in ('data', 'analysis_tools'):
-    if osp.join(REPO, 'tools', _folder) not in sys.path:
-        sys.path.insert(0, osp.join(REPO, 'tools', _folder))
+# (also puts tools/data and tools/analysis_tools on the path)
+from experiment_utils import REPO, fit_cosine, point_video_data, train
+
 IMAGE_CFG = osp.join(REPO, 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py')
 SMALL_CFG = osp.join(
     REPO, 'configs/demo/sparseformer-nano_shapes-pre_1xb32-6e_shapes-small.py')
@@ -133,14 +130,7 @@ def make_data(data_root: str, quick: bool) -> dict:
 
 
 def _schedule(cfg, epochs: int, t_max: bool = False) -> None:
-    warmup, cosine = cfg.param_scheduler
-    if epochs <= 1:
-        cfg.param_scheduler = [warmup]
-    else:
-        cosine.end = epochs
-        if t_max:
-            cosine.T_max = epochs - 1
-    cfg.train_cfg.max_epochs = epochs
+    fit_cosine(cfg, epochs, t_max)
     cfg.train_cfg.val_interval = 1
     # keep only the last checkpoint; its path is in work_dir/last_checkpoint
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
@@ -178,12 +168,7 @@ def image_config(root: str, work_dir: str, epochs: int, seed: int,
 def video_config(root: str, work_dir: str, epochs: int, seed: int,
                  pretrained, quick: bool, name: str, path: str):
     cfg = _run_config(path, work_dir, name, epochs, seed, quick, t_max=True)
-    for loader, split in (('train_dataloader', 'train'),
-                          ('val_dataloader', 'val'),
-                          ('test_dataloader', 'val')):
-        ds = cfg[loader].dataset
-        ds.ann_file = osp.join(root, f'kinetics400_{split}_list_videos.txt')
-        ds.data_prefix = dict(video=osp.join(root, f'videos_{split}'))
+    point_video_data(cfg, root)
     cfg.model.backbone.pretrained = pretrained
     cfg.train_cfg.val_begin = 1
     return cfg
@@ -192,15 +177,6 @@ def video_config(root: str, work_dir: str, epochs: int, seed: int,
 # ---------------------------------------------------------------------------
 # Training, logs and focus
 # ---------------------------------------------------------------------------
-
-
-def train(cfg) -> str:
-    """Train with mmengine's Runner; return the last checkpoint's path."""
-    from mmengine.runner import Runner
-
-    Runner.from_cfg(cfg).train()
-    with open(osp.join(cfg.work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
 
 
 def train_and_measure(cfg, seed: int, pictures: str, tag: str, **run) -> dict:

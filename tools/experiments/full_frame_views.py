@@ -55,12 +55,9 @@ import os.path as osp
 import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# tools/ is not a package: the data generators and the FLOPs counter are
-# imported from their folders.
-for _folder in ('data', 'analysis_tools'):
-    if osp.join(REPO, 'tools', _folder) not in sys.path:
-        sys.path.insert(0, osp.join(REPO, 'tools', _folder))
+# (also puts tools/data and tools/analysis_tools on the path)
+from experiment_utils import REPO, fit_cosine, point_video_data, train
+
 IMAGE_CFG = osp.join(REPO, 'configs/demo/sparseformer-nano_1xb32-8e_shapes.py')
 DEMO_CFG = osp.join(
     REPO, 'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py')
@@ -187,13 +184,7 @@ def run_config(path: str, work_dir: str, epochs, seed: int, quick: bool):
     if epochs is None:
         epochs = cfg.train_cfg.max_epochs
     else:  # a video demo's schedule: warm-up, then one cosine
-        warmup, cosine = cfg.param_scheduler
-        if epochs <= 1:
-            cfg.param_scheduler = [warmup]
-        else:
-            cosine.end = epochs
-            cosine.T_max = epochs - cosine.begin
-    cfg.train_cfg.max_epochs = epochs
+        fit_cosine(cfg, epochs, t_max=True)
     cfg.train_cfg.val_interval = epochs
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
                                         interval=epochs, max_keep_ckpts=1)
@@ -211,16 +202,6 @@ def run_config(path: str, work_dir: str, epochs, seed: int, quick: bool):
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False
     return cfg
-
-
-def point_video_data(cfg, root: str) -> None:
-    """Train on ``root``'s training list, validate and test on its val."""
-    for loader, split in (('train_dataloader', 'train'),
-                          ('val_dataloader', 'val'),
-                          ('test_dataloader', 'val')):
-        ds = cfg[loader].dataset
-        ds.ann_file = osp.join(root, f'kinetics400_{split}_list_videos.txt')
-        ds.data_prefix = dict(video=osp.join(root, f'videos_{split}'))
 
 
 def whole_frame_training(cfg) -> None:
@@ -261,14 +242,6 @@ def training_config(model: str, root: str, runs: str, epochs: int,
     if model == 'grid':
         token_grid(cfg)
     return cfg
-
-
-def train(cfg) -> str:
-    """Train with mmengine's Runner; return the last checkpoint's path."""
-    from mmengine.runner import Runner
-    Runner.from_cfg(cfg).train()
-    with open(osp.join(cfg.work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
 
 
 def protocol_config(protocol: str, root: str, checkpoint: str,
