@@ -15,32 +15,13 @@ from data_helpers import make_motion_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VARIANTS = sorted(glob.glob(osp.join(REPO, 'configs/videosparseformer/*.py')))
-# A user's script: Runner.from_cfg on the config, with the options the
-# train tools take here.
-RUNNER_SCRIPT = '''
-import argparse
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
-parser = argparse.ArgumentParser()
-parser.add_argument('config')
-parser.add_argument('--work-dir')
-parser.add_argument('--no-validate', action='store_true')
-parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-args = parser.parse_args()
-cfg = Config.fromfile(args.config)
-cfg.merge_from_dict(args.cfg_options)
-cfg.work_dir = args.work_dir
-if args.no_validate:
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-Runner.from_cfg(cfg).train()
-'''
 # our train.py, the one mmaction2 users already run (from its wheel), and
 # Runner.from_cfg in a script
 TRAIN_TOOLS = {
     'ours': 'tools/train.py',
     'mmaction2': osp.join(osp.dirname(mmaction.__file__), '.mim', 'tools',
                           'train.py'),
-    'runner': RUNNER_SCRIPT,
+    'runner': osp.join(REPO, 'tests', 'runner_script.py'),
 }
 
 
@@ -68,9 +49,6 @@ def test_k400_trains_one_iteration_on_a_kinetics_folder(tmp_path, tool):
                         num_frames=32, seed=0)
     work = tmp_path / 'work'
     script = TRAIN_TOOLS[tool]
-    if tool == 'runner':
-        (tmp_path / 'runner.py').write_text(RUNNER_SCRIPT)
-        script = str(tmp_path / 'runner.py')
     overrides = [
         f'train_dataloader.dataset.ann_file={root}/kinetics400_train_list_videos.txt',
         f'train_dataloader.dataset.data_prefix.video={root}/videos_train',

@@ -14,7 +14,6 @@ import os.path as osp
 import shlex
 import subprocess
 import sys
-import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
 import mmaction
@@ -31,23 +30,8 @@ MMACTION_TRAIN = osp.join(osp.dirname(mmaction.__file__), '.mim', 'tools',
 TIMEOUT = 300  # a safety net; a stage takes ~10 s on 2 loaded cores
 FP32 = 'trains in fp32 with OptimWrapper instead of AMP'
 
-# What `Runner.from_cfg(cfg).train()` in a user's script amounts to, with
-# the options every entry point gets here.
-RUNNER_SCRIPT = textwrap.dedent('''
-    import argparse
-    from mmengine.config import Config, DictAction
-    from mmengine.runner import Runner
-    parser = argparse.ArgumentParser()
-    parser.add_argument('config')
-    parser.add_argument('--work-dir')
-    parser.add_argument('--resume', action='store_true')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir, cfg.resume = args.work_dir, args.resume
-    Runner.from_cfg(cfg).train()
-''')
+# Runner.from_cfg(cfg).train() in a user's script
+RUNNER_SCRIPT = osp.join(REPO, 'tests', 'runner_script.py')
 
 
 def _mim_runs() -> bool:
@@ -58,13 +42,11 @@ def _mim_runs() -> bool:
                           capture_output=True).returncode == 0
 
 
-def _entry_points(tmp_path):
-    script = tmp_path / 'runner_from_cfg.py'
-    script.write_text(RUNNER_SCRIPT)
+def _entry_points():
     points = {
         'ours': [sys.executable, 'tools/train.py'],
         'mmaction2': [sys.executable, MMACTION_TRAIN],
-        'runner': [sys.executable, str(script)],
+        'runner': [sys.executable, RUNNER_SCRIPT],
     }
     if _mim_runs():
         points['mim'] = [sys.executable, '-m', 'mim', 'train', 'mmaction']
@@ -131,7 +113,7 @@ def _chain(name, cmd, data, tmp_path):
 
 
 def test_entry_points_train_and_resume_alike(data, tmp_path):
-    points = _entry_points(tmp_path)
+    points = _entry_points()
     with ThreadPoolExecutor(2) as pool:  # CI has 2 cores
         runs = dict(zip(points, pool.map(
             lambda item: _chain(*item, data, tmp_path), points.items())))
