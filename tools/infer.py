@@ -48,8 +48,8 @@ def main():
             problem = 'does not exist'
         if problem is not None:
             sys.exit(f'error: {path} {problem}')
-    from sparseformer_mm.checkpoint_formats import (PARTIAL_HINT,
-                                                    CheckpointMismatchError)
+    from sparseformer_mm.checkpoint_fit import (PARTIAL_HINT,
+                                                CheckpointMismatchError)
     from sparseformer_mm.visualization import init_model, predict
     try:
         model = init_model(args.config, args.checkpoint, device=args.device,

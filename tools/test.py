@@ -16,7 +16,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import sparseformer_mm  # noqa: E402,F401  (compat fixes, registries)
-from sparseformer_mm.checkpoint_formats import (  # noqa: E402
+from sparseformer_mm.checkpoint_fit import (  # noqa: E402
     PARTIAL_HINT, CheckpointMismatchError, check_is_checkpoint)
 from sparseformer_mm.datasets.checked_dataset import \
     path_problem  # noqa: E402

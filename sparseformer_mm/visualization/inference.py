@@ -15,7 +15,7 @@ from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import load_checkpoint
 from torch import nn
 
-from ..checkpoint_formats import CheckpointMismatchError, checkpoint_fit_error
+from ..checkpoint_fit import CheckpointMismatchError, checkpoint_fit_error
 from ..datasets.checked_dataset import path_problem
 from ..utils.model_utils import unwrap_model
 

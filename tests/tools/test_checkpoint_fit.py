@@ -12,7 +12,7 @@ from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import Runner
 
 from data_helpers import make_motion_clip, write_video
-from sparseformer_mm.checkpoint_formats import CheckpointMismatchError
+from sparseformer_mm.checkpoint_fit import CheckpointMismatchError
 from sparseformer_mm.engine.hooks import CheckpointFitHook
 from sparseformer_mm.visualization import init_model
 

@@ -4,7 +4,7 @@ import os.path as osp
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ...checkpoint_formats import CheckpointMismatchError, checkpoint_fit_error
+from ...checkpoint_fit import CheckpointMismatchError, checkpoint_fit_error
 from ...utils.model_utils import unwrap_model
 from .skip_pretrained_hook import checkpoint_to_load
 

@@ -7,9 +7,10 @@ from mmaction.registry import MODELS
 from mmengine.logging import MMLogger
 from torch import Tensor
 
+from ...checkpoint_fit import video_mismatch_message
 from ...checkpoint_formats import (inflate_image_state_dict,
                                    is_image_state_dict, load_backbone_weights,
-                                   resample_token_grid, video_mismatch_message)
+                                   resample_token_grid)
 from .sparseformer import SparseFormer, _warn
 
 
