@@ -83,12 +83,3 @@ def test_missing_pretrained_checkpoint_says_what_to_do():
         model = MODELS.build(cfg.model)
     with pytest.raises(FileNotFoundError, match='sparseformer_to_mm.py'):
         model.init_weights()
-
-
-def test_config_from_an_mmaction_base_builds():
-    cfg = Config.fromfile(osp.join(
-        REPO, 'configs/examples/videosparseformer-tiny_mmaction-runtime_k400.py'))
-    assert cfg.default_scope == 'mmaction'  # from mmaction2's runtime
-    assert cfg.model.backbone.type == 'VideoSparseFormer'
-    assert 'visualization' in cfg.default_hooks
-    assert cfg.custom_hooks[0]['type'] == 'SamplingGradScaleHook'

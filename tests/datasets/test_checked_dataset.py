@@ -180,9 +180,7 @@ def test_shipped_video_configs_use_the_checked_dataset():
     from mmengine.config import Config
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     names = ['configs/k400.py',
-             'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py',
-             'configs/examples/videosparseformer-tiny_mmaction-runtime_'
-             'k400.py']
+             'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py']
     names += [osp.join('configs/videosparseformer', f) for f in
               os.listdir(osp.join(repo, 'configs/videosparseformer'))
               if f.endswith('.py')]
