@@ -370,6 +370,46 @@ def _dst_name(rel: str, backend: str) -> str:
     return rel
 
 
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (real paths)."""
+    path, folder = osp.realpath(path), osp.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _list_videos(src_root: str, dst_root: str,
+                 exts: Sequence[str]) -> List[str]:
+    """Relative paths of the videos under ``src_root``, sorted; an output
+    folder inside it is never read (a restart would resize its own
+    outputs)."""
+    rels = []
+    for folder, dirs, files in os.walk(src_root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith('.')
+                         and not _inside(osp.join(folder, d), dst_root))
+        rels += [osp.relpath(osp.join(folder, f), src_root)
+                 for f in sorted(files) if _is_video(f, exts)]
+    return rels
+
+
+def _refuse_shared_outputs(rels: Sequence[str], backend: str) -> None:
+    """Raise if two inputs would be written to one output file."""
+    by_dst: Dict[str, List[str]] = {}
+    for rel in rels:
+        by_dst.setdefault(_dst_name(rel, backend), []).append(rel)
+    shared = {d: srcs for d, srcs in by_dst.items() if len(srcs) > 1}
+    if not shared:
+        return
+    listing = '\n'.join(f'  {", ".join(srcs)} -> {d}'
+                         for d, srcs in list(shared.items())[:10])
+    more = f'\n  ... and {len(shared) - 10} more' if len(shared) > 10 else ''
+    raise ValueError(
+        f'{len(shared)} output file(s) would each be written from several '
+        f'inputs (the {backend} backend writes every video as .mp4), so all '
+        f'but one would be lost:\n{listing}{more}\nNothing was written. '
+        'A Kinetics clip is one YouTube id, so these are usually the same '
+        'clip downloaded twice: remove or rename the extra copy, or install '
+        'ffmpeg (--backend ffmpeg keeps each extension).')
+
+
 def resize_videos(src_root: str,
                   dst_root: str,
                   short_side: int = 320,
@@ -380,12 +420,17 @@ def resize_videos(src_root: str,
     """Resize every video under ``src_root`` into a mirrored ``dst_root``.
 
     Videos whose output already exists are skipped, so an interrupted run
-    can simply be started again.
+    can simply be started again. Every output comes from exactly one input:
+    inputs that would share an output name (``x.mkv`` and ``x.mp4`` with
+    the ``cv2`` backend, which writes ``.mp4``) are refused before anything
+    is written, and a ``dst_root`` inside ``src_root`` is not searched for
+    inputs.
 
     Args:
         src_root (str): Folder searched recursively for videos.
         dst_root (str): Output folder; relative paths are kept (with the
-            ``cv2`` backend the extension becomes ``.mp4``).
+            ``cv2`` backend the extension becomes ``.mp4``). It may lie
+            inside ``src_root``, but must not be it or hold it.
         short_side (int): Target short side in pixels. Defaults to 320.
         num_workers (int): Parallel processes. Defaults to 1.
         backend (str): See :func:`resize_video`. Defaults to ``'auto'``.
@@ -398,21 +443,22 @@ def resize_videos(src_root: str,
 
     Raises:
         FileNotFoundError: If ``src_root`` is not a directory.
-        ValueError: If it holds no video.
+        ValueError: If it holds no video, if ``dst_root`` is ``src_root``
+            or holds it, or if two inputs would share an output.
     """
     if not osp.isdir(src_root):
         raise FileNotFoundError(f'source folder {src_root!r} does not exist')
-    if osp.abspath(src_root) == osp.abspath(dst_root):
-        raise ValueError('the destination must differ from the source')
+    if _inside(src_root, dst_root):
+        raise ValueError(
+            f'the destination {dst_root!r} is the source {src_root!r} or '
+            'holds it, so outputs would be written among the inputs; choose '
+            'a destination outside the source (e.g. a sibling folder)')
     backend = resolve_backend(backend)
-    rels = []
-    for folder, dirs, files in os.walk(src_root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-        rels += [osp.relpath(osp.join(folder, f), src_root)
-                 for f in sorted(files) if _is_video(f, exts)]
+    rels = _list_videos(src_root, dst_root, exts)
     if not rels:
         raise ValueError(f'no videos ({", ".join(exts)}) found under '
                          f'{src_root!r}')
+    _refuse_shared_outputs(rels, backend)
     skipped, tasks = [], []
     for rel in rels:
         dst = osp.join(dst_root, _dst_name(rel, backend))

@@ -6,6 +6,11 @@ DST_DIR are skipped, so an interrupted run can simply be restarted (outputs
 are renamed into place only when complete). Uses ffmpeg when installed, else
 decodes with decord/cv2 and re-encodes with cv2 (mp4v, no audio, .mp4).
 
+Every output comes from one input: inputs that would share an output
+(``x.mkv`` and ``x.mp4``, both ``x.mp4`` with cv2) are refused, naming them,
+before anything is written. DST_DIR may lie inside SRC_DIR (it is then not
+read as input), but must not be SRC_DIR or hold it.
+
 Example:
     python tools/data/kinetics/resize_videos.py \\
         data/kinetics400/videos_train data/kinetics400/videos_train_320

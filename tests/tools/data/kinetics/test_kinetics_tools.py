@@ -173,6 +173,80 @@ def test_resize_videos_cv2_fallback_and_rerun(tmp_path, monkeypatch):
     assert [rel for rel, _ in again['failed']] == ['b/broken.mp4']
 
 
+def _av_video(path, codec='mpeg4', width=64, height=48, num_frames=10,
+              pix_fmt='yuv420p'):
+    """A real video written with PyAV (any container and codec its FFmpeg
+    has: mkv, AV1, GIF), showing the same moving square as :func:`_video`."""
+    av = pytest.importorskip('av', reason='PyAV is not installed (it is in '
+                             'requirements/runtime.txt)')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with av.open(path, 'w') as out:
+        stream = out.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for t in range(num_frames):
+            img = np.full((height, width, 3), 60, np.uint8)
+            img[4:12, 2 + t:10 + t] = 255
+            for packet in stream.encode(
+                    av.VideoFrame.from_ndarray(img, format='rgb24')):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def _files(folder):
+    return sorted(osp.relpath(osp.join(d, f), folder)
+                  for d, _, files in os.walk(folder) for f in files)
+
+
+def test_resize_refuses_two_inputs_for_one_output(tmp_path, capsys):
+    """cv2 writes every output as .mp4: x.mkv and x.mp4 would both become
+    x.mp4 and one video would be lost; the tool names them and writes
+    nothing."""
+    src, dst = str(tmp_path / 'src'), str(tmp_path / 'dst')
+    _av_video(osp.join(src, 'cls', 'x.mkv'))
+    _video(osp.join(src, 'cls', 'x.mp4'))
+    _video(osp.join(src, 'cls', 'y.mp4'))
+    tool = _load_tool('resize_videos')
+    argv = [src, dst, '--short-side', '32', '--backend', 'cv2',
+            '--num-workers', '1']
+    with pytest.raises(SystemExit) as exc:
+        tool.main(argv)
+    msg = str(exc.value.code)
+    assert 'cls/x.mkv, cls/x.mp4 -> cls/x.mp4' in msg, msg
+    assert 'Nothing was written' in msg
+    assert not osp.exists(dst)
+    # once the duplicate is gone, every input is written, and the count
+    # printed is the number of files written
+    os.remove(osp.join(src, 'cls', 'x.mp4'))
+    tool.main(argv)
+    assert 'resize (cv2): 2 resized, 0 skipped, 0 failed' in \
+        capsys.readouterr().out
+    assert _files(dst) == ['cls/x.mp4', 'cls/y.mp4']
+    assert len(decord.VideoReader(osp.join(dst, 'cls/x.mp4'))) == 10
+
+
+def test_resize_into_a_folder_inside_the_source(tmp_path, capsys):
+    """``SRC SRC/small``: the outputs are never read as inputs, so a
+    restart skips everything instead of resizing small/small/..."""
+    src = str(tmp_path / 'src')
+    dst = osp.join(src, 'small')
+    _video(osp.join(src, 'a', 'one.mp4'), width=80, height=64)
+    _video(osp.join(src, 'b', 'two.avi'))
+    tool = _load_tool('resize_videos')
+    argv = [src, dst, '--short-side', '32', '--backend', 'cv2',
+            '--num-workers', '1']
+    tool.main(argv)
+    assert '2 resized, 0 skipped' in capsys.readouterr().out
+    tool.main(argv)
+    assert '0 resized, 2 skipped' in capsys.readouterr().out
+    assert _files(dst) == ['a/one.mp4', 'b/two.mp4']
+    # the source itself, or a folder holding it, is refused
+    for bad in (src, str(tmp_path)):
+        with pytest.raises(SystemExit, match='outside the source'):
+            tool.main([src, bad, '--backend', 'cv2'])
+
+
 def test_resize_videos_ffmpeg_backend_plumbing(tmp_path, monkeypatch):
     """The ffmpeg path, with a stand-in ``ffmpeg`` (none is installed): the
     command is built right, outputs are renamed into place, failures keep
