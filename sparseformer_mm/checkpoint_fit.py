@@ -6,11 +6,10 @@ The messages every loader shows (``load_from``, ``tools/test.py``,
 from collections import OrderedDict
 from typing import Callable, Optional
 
-import torch
-
-from .checkpoint_formats import (STEM_WEIGHT, StateDict, infer_arch,
-                                 inflate_image_state_dict,
-                                 is_image_state_dict)
+from .archs import STEM_WEIGHT, infer_arch
+from .checkpoint_formats import StateDict, unwrap_state_dict
+from .models.backbones.inflation import (inflate_image_state_dict,
+                                         is_image_state_dict)
 from .checkpoint_safety import load_weights_only
 
 # ---------------------------------------------------------------------------
@@ -107,16 +106,7 @@ def model_state_dict(ckpt, src: str = '<checkpoint>') -> StateDict:
     Raises:
         ValueError: when the file holds no tensors (it is not a checkpoint).
     """
-    sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(sd, dict) or not any(
-            torch.is_tensor(v) for v in sd.values()):
-        what = (f'its top-level keys are {sorted(map(str, ckpt))[:10]}'
-                if isinstance(ckpt, dict) else
-                f'it holds a {type(ckpt).__name__}')
-        raise ValueError(f'{src} is not a model checkpoint: no state dict '
-                         f'of tensors ({what}).')
-    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k,
-                        v) for k, v in sd.items() if torch.is_tensor(v))
+    return unwrap_state_dict(ckpt, src, wrappers=('state_dict', ))
 
 
 def _key_summary(missing: set, unexpected: set, bad: list) -> str:

@@ -175,9 +175,9 @@ def test_token_grid_config_is_the_full_frame_one_on_12x7_tokens(tmp_path):
     import torch
     from mmaction.registry import MODELS
 
-    from sparseformer_mm.checkpoint_formats import (inflate_image_state_dict,
-                                                    resample_token_grid)
     from sparseformer_mm.models import VideoSparseFormer, build_classifier
+    from sparseformer_mm.models.backbones.inflation import (
+        inflate_image_state_dict, resample_token_grid)
     grid_cfg = Config.fromfile(K400_FULL.replace(
         'videosparseformer-tiny_', 'videosparseformer-tiny-grid12x7_'))
     full = Config.fromfile(K400_FULL)

@@ -9,20 +9,9 @@ Example:
         checkpoints/videosparseformer-tiny_in1k-r8.pth --replicates 8
 """
 import argparse
-import os.path as osp
 import sys
 
-
-
-def refuse_overwrite(src: str, dst: str) -> None:
-    """Exit when the output would replace the input (its original weights
-    would be lost if the conversion were wrong)."""
-    same = (osp.samefile(src, dst) if osp.exists(src) and osp.exists(dst)
-            else osp.abspath(src) == osp.abspath(dst))
-    if same:
-        sys.exit(f'error: the output {dst} is the input {src}; write the '
-                 'converted checkpoint to another file (the original would '
-                 'be overwritten).')
+from converter_common import refuse_overwrite
 
 
 def main():
@@ -41,8 +30,8 @@ def main():
     refuse_overwrite(args.src, args.dst)
     # imported after the argument checks: a bad option fails fast
     import sparseformer_mm  # noqa: F401  (compat fixes, registers models)
-    from sparseformer_mm.checkpoint_formats import (inflate_checkpoint,
-                                                    save_checkpoint)
+    from sparseformer_mm.checkpoint_formats import save_checkpoint
+    from sparseformer_mm.models.backbones.inflation import inflate_checkpoint
     if args.num_frames is not None and args.num_frames < args.replicates:
         sys.exit(f'error: --num-frames {args.num_frames} < --replicates '
                  f'{args.replicates}: some temporal segments would fall '

@@ -9,9 +9,9 @@ Example:
         sparseformer_v1_tiny_converted.pth checkpoints/sparseformer-tiny_in1k.pth
 """
 import argparse
-import os.path as osp
 import sys
 
+from converter_common import refuse_overwrite
 
 
 def parse_args():
@@ -22,17 +22,6 @@ def parse_args():
                         help="use the 'model_ema' weights of an original "
                         'training checkpoint')
     return parser.parse_args()
-
-
-def refuse_overwrite(src: str, dst: str) -> None:
-    """Exit when the output would replace the input (its original weights
-    would be lost if the conversion were wrong)."""
-    same = (osp.samefile(src, dst) if osp.exists(src) and osp.exists(dst)
-            else osp.abspath(src) == osp.abspath(dst))
-    if same:
-        sys.exit(f'error: the output {dst} is the input {src}; write the '
-                 'converted checkpoint to another file (the original would '
-                 'be overwritten).')
 
 
 def main():

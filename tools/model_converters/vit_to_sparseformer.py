@@ -33,14 +33,13 @@ import torch
 from mmengine.logging import MMLogger
 
 import sparseformer_mm  # noqa: F401  (applies compat fixes, registers models)
-from sparseformer_mm.checkpoint_formats import (bootstrap_arch,
-                                                fit_bootstrap_arch,
-                                                load_vit_file, read_vit,
-                                                save_checkpoint, vit_defaults,
-                                                vit_state_dict,
-                                                vit_to_bootstrap,
-                                                zoo_arch_name)
+from converter_common import refuse_overwrite
+from sparseformer_mm.archs import zoo_name
+from sparseformer_mm.checkpoint_formats import (save_checkpoint,
+                                                unwrap_state_dict)
 from sparseformer_mm.models import build_classifier
+from vit_import import (bootstrap_arch, fit_bootstrap_arch, load_vit_file,
+                        read_vit, vit_defaults, vit_to_bootstrap)
 
 
 def parse_args(argv=None):
@@ -83,7 +82,7 @@ def parse_args(argv=None):
 
 def convert(args) -> dict:
     """The checkpoint for ``args``, verified by a strict load."""
-    sd = vit_state_dict(load_vit_file(args.src), args.src)
+    sd = unwrap_state_dict(load_vit_file(args.src), args.src)
     src = read_vit(sd, args.src, carry_head=args.num_classes is None)
     print(f'detected: {src.describe()}')
     if src.ignored:
@@ -125,7 +124,7 @@ def convert(args) -> dict:
                               focus_dims=args.focus_dims,
                               eps=kept_eps, mlp_act=act,
                               num_heads=heads)
-    name = zoo_arch_name(arch)
+    name = zoo_name(arch)
     stages = arch['stages']
     print(f'arch: {name or "bootstrapped"} ({arch["num_tokens"]} tokens, '
           f'focusing width {stages[0]["width"]}, {stages[-1]["depth"]} '
@@ -180,6 +179,7 @@ def convert(args) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
+    refuse_overwrite(args.src, args.dst)
     try:
         ckpt = convert(args)
     except (ValueError, RuntimeError, FileNotFoundError) as e:

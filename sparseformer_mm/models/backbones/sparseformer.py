@@ -1,5 +1,4 @@
 """SparseFormer backbone (Gao et al., ICLR 2024) for mmpretrain."""
-import copy
 import math
 import warnings
 from typing import Callable, Dict, Optional, Sequence, Union
@@ -11,11 +10,9 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ...archs import (ARCH_DEFAULTS, ARCH_ZOO, ROI_INITS, SHORT_KEYS,
-                      STAGE_DEFAULTS, v1_stages)
-from ...checkpoint_formats import tube_rois
-from ..layers import OPS, SparseFormerUnit, TokenState, grid_init_rois, \
-    promote_half
+from ...archs import ARCH_ZOO, arch_name, parse_arch
+from ..layers import (SparseFormerUnit, TokenState, grid_init_rois,
+                      promote_half, tube_rois)
 
 
 # torch.compile cannot put a warning in a graph (a graph break); this runs
@@ -39,11 +36,29 @@ def channel_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
     return F.layer_norm(x, x.shape[-1:], eps=eps).movedim(-1, 1)
 
 
+class FrameConv2d(nn.Conv2d):
+    """A Conv2d run on the frames of clips (as a batch of images) whose
+    weight is stored in the layout of a Conv3d with a one-frame kernel,
+    ``(out, in, 1, kh, kw)``, as video checkpoints hold it: that Conv3d
+    (time stride 1, no time padding) computes exactly this 2-D conv of each
+    frame.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weight = nn.Parameter(self.weight.detach().unsqueeze(2))
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """``(N, in, H, W)`` frames -> ``(N, out, H', W')``."""
+        return self._conv_forward(frames, self.weight.squeeze(2), self.bias)
+
+
 class EarlyConvolution(nn.Module):
     """The light conv stem: conv 7x7/2 -> ReLU -> max-pool 3/2 -> channel norm.
 
-    For ``ndim=3`` the same stem runs per frame (kernel (1,7,7), stride
-    (1,2,2)); time is not downsampled.
+    For ``ndim=3`` the same stem runs on every frame (its conv a
+    :class:`FrameConv2d`, stored as a ``(1, 7, 7)`` kernel); time is not
+    downsampled.
 
     Args:
         out_channels (int): stem channels. Defaults to 96.
@@ -52,34 +67,26 @@ class EarlyConvolution(nn.Module):
 
     def __init__(self, out_channels: int = 96, ndim: int = 2):
         super().__init__()
-        # The 3-D kernel keeps the released video layout (C, 3, 1, 7, 7).
-        if ndim == 2:
-            self.conv1 = nn.Conv2d(3, out_channels, 7, stride=2, padding=3)
-        else:
-            self.conv1 = nn.Conv3d(3, out_channels, (1, 7, 7), stride=(1, 2, 2),
-                                   padding=(0, 3, 3))
+        conv = nn.Conv2d if ndim == 2 else FrameConv2d
+        self.conv1 = conv(3, out_channels, 7, stride=2, padding=3)
         nn.init.kaiming_normal_(self.conv1.weight, mode='fan_out',
                                 nonlinearity='relu')
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, 3, [T,] H, W)`` -> ``(B, C, [T,] H/4, W/4)``, channels-last.
 
-        Frames go through the 2-D kernels as a batch (the 3-D kernel is
-        ``(1, 7, 7)``, so this is the same computation), in channels-last
-        memory, which the CPU and GPU conv and max-pool kernels and
-        ``grid_sample`` all read fast. Max-pool runs before the ReLU: the two
-        commute exactly and the ReLU then touches 4x fewer values, in place
-        (allocating its output cost 10x the ReLU itself in a CPU profile).
+        The frames of a clip go through the stem as a batch of images, in
+        channels-last memory, which the CPU and GPU conv and max-pool
+        kernels and ``grid_sample`` all read fast. Max-pool runs before the
+        ReLU: the two commute exactly and the ReLU then touches 4x fewer
+        values, in place (allocating its output cost 10x the ReLU itself in
+        a CPU profile).
         """
         video = x.dim() == 5
         if video:
             B, _, T = x.shape[:3]
             x = x.transpose(1, 2).flatten(0, 1)
-            weight = self.conv1.weight.squeeze(2)
-        else:
-            weight = self.conv1.weight
-        x = F.conv2d(x.contiguous(memory_format=torch.channels_last), weight,
-                     self.conv1.bias, stride=2, padding=3)
+        x = self.conv1(x.contiguous(memory_format=torch.channels_last))
         x = torch.relu_(F.max_pool2d(x, 3, stride=2, padding=1))
         if video:
             x = x.unflatten(0, (B, T)).transpose(1, 2)
@@ -205,19 +212,12 @@ class SparseFormer(BaseModule):
                 self.cls_token_layer = len(self.layers)
                 self.cls_embedding = nn.Embedding(1, width)
             self.layers.append(SparseFormerUnit(
-                width, u['ops'], ndim=self.ndim, feat_channels=feat_channels,
-                num_points=s['num_points'],
-                num_heads=self._heads(u, num_heads, heads_hint),
-                mlp_ratio=u['mlp_ratio'], mlp_act=u['mlp_act'],
-                repeats=u['repeats'], drop_path=dpr[:u['repeats']],
-                eps=u['eps'],
-                clip_sampling_grad=_given(u['clip_sampling_grad'],
-                                          clip_sampling_grad),
-                padding_mode=_given(u['padding_mode'], padding_mode),
-                roi_adj_head=u['roi_adj_head'],
-                mixing_inner_dims=u['mixing_inner_dims'],
-                mixing_out_points=u['mixing_out_points'],
-                mixing_bias=u['mixing_bias'], stage_embed=u['stage_embed']))
+                dict(u, num_heads=self._heads(u, num_heads, heads_hint),
+                     clip_sampling_grad=_given(u['clip_sampling_grad'],
+                                               clip_sampling_grad),
+                     padding_mode=_given(u['padding_mode'], padding_mode)),
+                ndim=self.ndim, feat_channels=feat_channels,
+                num_points=s['num_points'], drop_path=dpr[:u['repeats']]))
             dpr = dpr[u['repeats']:]
         self.reset_parameters()
 
@@ -246,93 +246,14 @@ class SparseFormer(BaseModule):
 
     @classmethod
     def parse_arch(cls, arch: Union[str, dict]) -> dict:
-        """A zoo name or an arch dict -> the full form with every option
-        filled in (``num_tokens``, ``num_points``, ``feat_channels``,
-        ``shared_embedding``, ``stages``)."""
-        if isinstance(arch, str):
-            key = arch.lower()
-            if key not in cls.arch_zoo:
-                raise ValueError(
-                    f"arch '{arch}' is not one of {sorted(set(cls.arch_zoo))};"
-                    ' or pass a dict with num_tokens, num_points and stages '
-                    f'(or the short form {list(SHORT_KEYS)})')
-            arch = cls.arch_zoo[key]
-        if not isinstance(arch, dict):
-            raise ValueError(f'arch must be a name or a dict, got '
-                             f'{type(arch).__name__}')
-        arch = copy.deepcopy(dict(arch))
-        if 'stages' not in arch and set(SHORT_KEYS) & set(arch):
-            missing = [k for k in SHORT_KEYS if k not in arch]
-            extra = sorted(set(arch) - set(SHORT_KEYS) - set(ARCH_DEFAULTS))
-            if missing or extra:
-                raise ValueError(
-                    f'a short-form arch must have exactly the keys '
-                    f'{list(SHORT_KEYS)}; missing {missing}, unexpected '
-                    f'{extra}. Or give num_tokens, num_points and stages.')
-            arch = dict(num_tokens=arch.pop('num_tokens'),
-                        num_points=arch.pop('num_points'),
-                        stages=v1_stages(arch.pop('focus_dims'),
-                                         arch.pop('cortex_dims'),
-                                         arch.pop('cortex_depth')), **arch)
-        allowed = {'num_tokens', 'num_points', 'stages', *ARCH_DEFAULTS}
-        missing = [k for k in ('num_tokens', 'num_points', 'stages')
-                   if k not in arch]
-        if missing or set(arch) - allowed:
-            raise ValueError(
-                f'an arch dict needs num_tokens, num_points and stages '
-                f'(missing {missing}) and may set {sorted(ARCH_DEFAULTS)}; '
-                f'unexpected keys {sorted(set(arch) - allowed)}')
-        for key in ('num_tokens', 'num_points'):
-            value = arch[key]
-            # bool is an int subclass; a float here fails later obscurely
-            if isinstance(value, bool) or not isinstance(value, int) \
-                    or value < 1:
-                raise ValueError(f'arch {key} must be a positive integer, '
-                                 f'got {value!r}')
-        if not arch['stages']:
-            raise ValueError('arch stages is empty: give at least one stage.')
-        stages = []
-        for i, st in enumerate(arch['stages']):
-            where = f'arch stages[{i}]'
-            if not isinstance(st, dict) or not {'width', 'ops'} <= set(st):
-                raise ValueError(f'{where} must be a dict with width and '
-                                 f'ops, got {st!r}')
-            unknown = sorted(set(st) - {'width', 'ops'} - set(STAGE_DEFAULTS))
-            if unknown:
-                raise ValueError(f'{where}: unknown options {unknown}; the '
-                                 f'options are {sorted(STAGE_DEFAULTS)}')
-            bad_ops = [op for op in st['ops'] if op not in OPS]
-            if bad_ops:
-                raise ValueError(f'{where}: unknown ops {bad_ops}; choose '
-                                 f'from {list(OPS)}')
-            st = {**STAGE_DEFAULTS, **st, 'ops': tuple(st['ops'])}
-            if st['num_heads'] is not None and st['head_dims'] is not None:
-                raise ValueError(f'{where}: set num_heads or head_dims, '
-                                 'not both')
-            stages.append(st)
-        if arch.get('roi_init', 'grid') not in ROI_INITS:
-            raise ValueError(f"arch roi_init '{arch['roi_init']}' is not one "
-                             f'of {list(ROI_INITS)}')
-        grid = arch.get('token_grid')
-        if grid is not None:
-            if arch.get('roi_init', 'grid') != 'grid':
-                raise ValueError(
-                    f"arch token_grid lays out roi_init='grid'; got "
-                    f"roi_init='{arch['roi_init']}': drop one of the two.")
-            grid_init_rois(arch['num_tokens'], grid=grid)  # checks the shape
-            arch['token_grid'] = tuple(int(v) for v in grid)
-        if sum(st['cls_token'] for st in stages) > 1:
-            raise ValueError('more than one stage sets cls_token=True; a '
-                             'model has one class token.')
-        return {**ARCH_DEFAULTS, **arch, 'stages': stages}
+        """A name in ``arch_zoo`` or an arch dict -> the full form
+        (:func:`sparseformer_mm.archs.parse_arch`)."""
+        return parse_arch(arch, cls.arch_zoo)
 
     @classmethod
     def arch_name(cls, arch: dict) -> str:
         """``'tiny'`` etc. for a zoo arch, else the dict as text."""
-        full = cls.parse_arch(arch)
-        names = [k for k, v in cls.arch_zoo.items()
-                 if cls.parse_arch(v) == full]
-        return repr(max(names, key=len)) if names else str(arch)
+        return arch_name(arch, cls.arch_zoo)
 
     def initial_rois(self) -> Tensor:
         """RoI initialisation: the reference's half-image grid (for video,
@@ -373,7 +294,7 @@ class SparseFormer(BaseModule):
     def set_loss_scale(self, scale: float) -> None:
         """The AMP loss scale the next backward multiplies the loss by, so
         that the sampling-coordinate gradient clip scales with it (set by
-        ``SamplingGradScaleHook`` before each training iteration)."""
+        ``AmpOrFp32OptimWrapper`` before each training step)."""
         with torch.no_grad():
             self._loss_scale.fill_(float(scale))
         self._loss_scale_managed = True
@@ -390,9 +311,9 @@ class SparseFormer(BaseModule):
                 and torch.is_autocast_enabled(dev)
                 and torch.get_autocast_dtype(dev) == torch.float16):
             _warn('SparseFormer is training under fp16 autocast but no '
-                  'SamplingGradScaleHook sets its loss scale, so the '
-                  'sampling coordinate gradient clip ignores the loss scale. '
-                  "Add dict(type='SamplingGradScaleHook') to custom_hooks.")
+                  'optimizer wrapper sets its loss scale, so the sampling '
+                  'coordinate gradient clip ignores the loss scale. Set '
+                  "optim_wrapper.type='AmpOrFp32OptimWrapper'.")
             # warn once (a compiled graph warned when traced: a changed
             # flag would only make the next call recompile it)
             if not torch.compiler.is_compiling():

@@ -7,10 +7,12 @@ from mmaction.registry import MODELS
 from mmengine.logging import MMLogger
 from torch import Tensor
 
-from ...checkpoint_fit import video_mismatch_message
-from ...checkpoint_formats import (inflate_image_state_dict,
-                                   is_image_state_dict, load_backbone_weights,
-                                   resample_token_grid)
+# The module, not its function: checkpoint_fit imports the inflation rules
+# from this package, and the two may be loaded in either order.
+import sparseformer_mm.checkpoint_fit as checkpoint_fit
+from ...checkpoint_formats import load_backbone_weights
+from .inflation import (inflate_image_state_dict, is_image_state_dict,
+                        resample_token_grid, token_grid_layout)
 from .sparseformer import SparseFormer, _warn
 
 
@@ -26,8 +28,10 @@ class VideoSparseFormer(SparseFormer):
     temporal segment ``[k/R, (k+1)/R]``. Any clip length ``T >= 1`` works.
 
     Image weights are inflated whenever they are loaded (a load_state_dict
-    pre-hook), so ``pretrained``, ``init_cfg=dict(type='Pretrained')``,
-    ``load_from`` and a plain ``load_state_dict`` all accept them.
+    pre-hook; the rules are in :mod:`.inflation`), so ``pretrained``,
+    ``init_cfg=dict(type='Pretrained')``, ``load_from`` and a plain
+    ``load_state_dict`` all accept them. Through ``pretrained``, square-grid
+    image weights are also resampled onto an arch's ``token_grid``.
 
     Args:
         arch (str | dict): as :class:`SparseFormer` (``N`` image tokens).
@@ -94,13 +98,12 @@ class VideoSparseFormer(SparseFormer):
                              'model.backbone.pretrained2d=True to '
                              'inflate them.')
         grid = self.arch_settings['token_grid']
-        resampled = is_image and grid is not None and \
-            sd['initial_roi.weight'].shape[0] != self.num_tokens
+        resampled = token_grid_layout(sd, grid) if is_image else None
         if resampled:
             sd = resample_token_grid(sd, grid)
         cand = inflate_image_state_dict(sd, self.replicates) if is_image \
             else sd
-        mismatch = video_mismatch_message(
+        mismatch = checkpoint_fit.video_mismatch_message(
             self.state_dict(), cand, sd, path, arch=self.arch_settings,
             replicates=self.replicates, is_image=is_image,
             name_of=self.arch_name, normalize=self.parse_arch)
@@ -111,8 +114,7 @@ class VideoSparseFormer(SparseFormer):
             f'VideoSparseFormer: loaded '
             f'{"inflated image" if is_image else "video"} weights from '
             f'{path} (R={self.replicates})' +
-            (f', its square token grid resampled to {grid[0]} x {grid[1]}'
-             if resampled else ''))
+            (f'; token_grid: {resampled}' if resampled else ''))
 
     def init_weights(self) -> None:
         if self.pretrained:

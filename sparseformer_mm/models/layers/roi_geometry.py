@@ -192,3 +192,82 @@ def roi_sincos(roi: Tensor, dims: int, max_temperature: float = 128.0) -> Tensor
     if roi.shape[-1] == 6:
         roi = roi[..., [0, 1, 3, 4]]
     return _sincos(roi, dims, max_temperature)
+
+
+def tube_rois(boxes: Tensor, replicates: int) -> Tensor:
+    """Inflate ``(N, 4)`` boxes into ``(N*R, 6)`` tubes, replica-major.
+
+    Replica ``k`` keeps every box and gets the temporal segment
+    ``[k/R, (k+1)/R]``; corners are ``(x1, y1, t1, x2, y2, t2)``.
+    """
+    N = boxes.shape[0]
+    tubes = []
+    for k in range(replicates):
+        t1 = boxes.new_full((N, 1), k / replicates)
+        t2 = boxes.new_full((N, 1), (k + 1) / replicates)
+        tubes.append(torch.cat([boxes[:, :2], t1, boxes[:, 2:], t2], dim=1))
+    return torch.cat(tubes, dim=0)
+
+
+def xy_to_xyt(t: Tensor, num_groups: int) -> Tensor:
+    """Insert a zero ``t`` after every ``(x, y)`` pair along dim 0 (image
+    coordinates, offsets or deltas -> video ones that do not move in
+    time)."""
+    pairs = t.reshape(num_groups, 2, *t.shape[1:])
+    zeros = pairs.new_zeros((num_groups, 1) + tuple(t.shape[1:]))
+    return torch.cat([pairs, zeros], dim=1).reshape(num_groups * 3,
+                                                    *t.shape[1:])
+
+
+def _grid_cells(count: int, side: float):
+    """Centres (float64) and side of ``count`` grid cells along an axis, as
+    :func:`grid_init_rois` lays them out."""
+    lo = torch.arange(count, dtype=torch.float64) / (count - 1) * (1 - side)
+    return lo + side / 2, side
+
+
+def resample_grid_rois(rois: Tensor, grid, unit: float = 0.5):
+    """Boxes of an ``r x r`` token grid -> a ``cols x rows`` grid.
+
+    Target token ``a*rows + b`` (column ``a``, row ``b``) takes the source
+    token nearest in grid position; its box keeps that token's offset from
+    its grid cell and its size, scaled by how the cell size changes along
+    each axis, around the new cell's centre. The grid initialisation of
+    ``r x r`` thus becomes that of ``grid``.
+
+    Args:
+        rois (Tensor): ``(r*r, 4)`` corners.
+        grid (tuple[int, int]): ``(cols, rows)``.
+        unit (float): the grids' box height. Defaults to 0.5.
+
+    Returns:
+        tuple[Tensor, list[int]]: the ``(cols*rows, 4)`` corners (the
+        dtype of ``rois``) and, per target token, its source token.
+    """
+    cols, rows = (int(v) for v in grid)
+    n = rois.shape[0]
+    r = int(round(n ** 0.5))
+    if r * r != n or r < 2 or rois.shape[1] != 4:
+        raise ValueError(
+            f'only image weights with a square token grid can be resampled '
+            f'to token_grid={tuple(grid)}; these have {n} tokens with '
+            f'{rois.shape[1]}-number RoIs.')
+    src_c, src_u = _grid_cells(r, unit)
+    dst_x, dst_ux = _grid_cells(cols, unit * rows / cols)
+    dst_y, dst_uy = _grid_cells(rows, unit)
+    scale = torch.tensor([dst_ux / src_u, dst_uy / src_u], dtype=torch.float64)
+    # the nearest source column / row of each target one
+    a = [min(r - 1, int(i * (r - 1) / (cols - 1) + 0.5)) for i in range(cols)]
+    b = [min(r - 1, int(j * (r - 1) / (rows - 1) + 0.5)) for j in range(rows)]
+    box = rois.double()
+    centre, size = (box[:, :2] + box[:, 2:]) / 2, box[:, 2:] - box[:, :2]
+    source, out = [], []
+    for i in range(cols):
+        for j in range(rows):
+            k = a[i] * r + b[j]
+            offset = centre[k] - torch.stack([src_c[a[i]], src_c[b[j]]])
+            c = torch.stack([dst_x[i], dst_y[j]]) + offset * scale
+            half = size[k] * scale / 2
+            out.append(torch.cat([c - half, c + half]))
+            source.append(k)
+    return torch.stack(out).to(rois.dtype), source

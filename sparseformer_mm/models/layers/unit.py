@@ -1,14 +1,18 @@
 """The SparseFormer unit: a list of ops applied to latent tokens and their RoIs.
 
-Ops live in a table, ``OPS``: name -> ``Op(build, apply, reset)``. ``build``
-creates the op's modules on the unit (under the released weights' names),
-``apply`` updates the running :class:`TokenState`, and ``reset`` gives the
-op's modules their reference initialisation after the generic one. A new
-kind of op is one function triple and one entry.
+Ops live in a table, ``OPS``: name -> ``Op(key, build, apply, reset,
+inflate)``. ``build`` creates the op's modules on the unit (under the
+released weights' names), ``apply`` updates the running
+:class:`TokenState`, and ``reset`` gives the op's modules their reference
+initialisation after the generic one. For checkpoints, ``key`` is the
+parameter whose presence in a unit's weights shows the op (how an arch is
+read off a file) and ``inflate`` turns the op's image weights into video
+ones. A new kind of op is one entry, for the forward and for checkpoints.
 
 One implementation serves images (``ndim=2``: boxes, bilinear sampling) and
 video (``ndim=3``: tubes, trilinear sampling).
 """
+import re
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 import torch
@@ -16,13 +20,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...archs import CORTEX_OPS
 from .adaptive_mixing import AdaptiveMixing
 from .roi_geometry import (grid_init_offsets, make_sampling_points,
-                           roi_adjust, roi_sincos, tube_time_sincos)
+                           roi_adjust, roi_sincos, tube_time_sincos,
+                           xy_to_xyt)
 from .sampling import sample_points
 
-
+StateDict = Dict[str, Tensor]
 
 def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
     """Per-sample stochastic depth on a ``(B, ...)`` tensor."""
@@ -120,11 +124,23 @@ class TokenState:
 
 
 class Op(NamedTuple):
-    """One kind of op: ``build(unit)``, ``apply(unit, state, drop_rate)``
-    and an optional ``reset(unit)`` (reference init of its modules)."""
+    """One kind of op.
+
+    Attributes:
+        key (str): a parameter (unit-level name) only this op creates: its
+            presence in a checkpoint's unit shows the op.
+        build: ``build(unit)`` creates the op's modules.
+        apply: ``apply(unit, state, drop_rate)`` runs it.
+        reset: ``reset(unit)``, optional: reference init of its modules.
+        inflate: ``inflate(weights)``, optional: the op's image weights
+            among a unit's (unit-level names) as video weights, returned
+            as a new dict with the other entries unchanged.
+    """
+    key: str
     build: Callable[['SparseFormerUnit'], None]
     apply: Callable[['SparseFormerUnit', TokenState, float], None]
     reset: Optional[Callable[['SparseFormerUnit'], None]] = None
+    inflate: Optional[Callable[[StateDict], StateDict]] = None
 
 
 def _norm(unit: 'SparseFormerUnit') -> nn.LayerNorm:
@@ -189,6 +205,16 @@ def _reset_roi_adj(unit):
     _reset_head(head[0], head[-1], unit.embed_dims)
 
 
+def _inflate_roi_adj(sd):
+    # output rows (x, y, w, h) -> (x, y, 0, w, h, 0): tubes keep their time
+    out = dict(sd)
+    for key, value in sd.items():
+        if re.fullmatch(r'roi_adjust_module\.\d+\.weight', key) \
+                and value.dim() == 2 and value.shape[0] == 4:
+            out[key] = xy_to_xyt(value, 2)
+    return out
+
+
 # sampling: points inside the RoI, features sampled there, decoded by
 # adaptive mixing, residual.
 def _build_sampling(unit):
@@ -221,6 +247,14 @@ def _reset_sampling(unit):
     unit.adaptive_mixing.reset_special()
 
 
+def _inflate_sampling(sd):
+    # every point offset (x, y) -> (x, y, 0)
+    out = dict(sd)
+    for key in ('roi_offset_module.1.weight', 'roi_offset_bias'):
+        out[key] = xy_to_xyt(sd[key], sd[key].shape[0] // 2)
+    return out
+
+
 # pe_inject: a sinusoidal encoding of the RoI's box, LN -> Linear, added.
 # Tubes add their temporal extent through a second branch (pe_time) that
 # starts at zero, so an inflated image model is unchanged until trained.
@@ -246,93 +280,96 @@ def _reset_pe_inject(unit):
         unit.pe_time[1].bias.zero_()
 
 
+def _inflate_pe_inject(sd):
+    # the tubes' temporal encoding starts at zero (as _reset_pe_inject)
+    d = sd['pe_transition.1.weight'].shape[0]
+    like = sd['pe_transition.1.weight']
+    return dict(sd, **{'pe_time.0.weight': like.new_ones(d),
+                       'pe_time.0.bias': like.new_zeros(d),
+                       'pe_time.1.weight': like.new_zeros(d, d),
+                       'pe_time.1.bias': like.new_zeros(d)})
+
+
 # Table order is build order: modules draw their default init from the
 # global RNG when built, so a fixed seed gives the same weights as before.
 OPS: Dict[str, Op] = {
-    'attn': Op(_build_attn, _apply_attn),
-    'roi_adj': Op(_build_roi_adj, _apply_roi_adj, _reset_roi_adj),
-    'sampling': Op(_build_sampling, _apply_sampling, _reset_sampling),
-    'mlp': Op(_build_mlp, _apply_mlp),
-    'pe_inject': Op(_build_pe_inject, _apply_pe_inject, _reset_pe_inject),
+    'attn': Op('norm1.weight', _build_attn, _apply_attn),
+    'roi_adj': Op('roi_adjust_module.0.weight', _build_roi_adj,
+                  _apply_roi_adj, _reset_roi_adj, _inflate_roi_adj),
+    'sampling': Op('roi_offset_bias', _build_sampling, _apply_sampling,
+                   _reset_sampling, _inflate_sampling),
+    'mlp': Op('norm2.weight', _build_mlp, _apply_mlp),
+    'pe_inject': Op('pe_transition.0.weight', _build_pe_inject,
+                    _apply_pe_inject, _reset_pe_inject, _inflate_pe_inject),
 }
+
+
+def unit_ops(keys) -> tuple:
+    """The ops of a unit whose weights have (unit-level) names ``keys``,
+    in table order; ``()`` for weights that are no unit's."""
+    return tuple(op for op, spec in OPS.items() if spec.key in keys)
+
+
+def inflate_unit(sd: StateDict) -> StateDict:
+    """A unit's image weights (unit-level names) as video weights: each op
+    present inflates its own (:attr:`Op.inflate`); the rest is kept."""
+    for op in unit_ops(sd):
+        if OPS[op].inflate is not None:
+            sd = OPS[op].inflate(sd)
+    return sd
 
 
 class SparseFormerUnit(nn.Module):
     """A unit of ops, optionally applied ``repeats`` times with shared weights.
 
     Args:
-        embed_dims (int): token width.
-        ops (Sequence[str]): ops in order, keys of ``OPS``.
+        stage (dict): the stage the unit belongs to, in the full form
+            (``archs.parse_arch``; every option of ``archs.STAGE_DEFAULTS``
+            set) with ``num_heads``, ``padding_mode`` and
+            ``clip_sampling_grad`` resolved to values. The unit reads
+            ``width`` (its token width), ``ops`` (keys of ``OPS``, in
+            order), ``repeats``, ``num_heads``, ``mlp_ratio``, ``mlp_act``
+            (``'gelu'`` or ``'quick_gelu'``), ``eps`` (LayerNorm),
+            ``clip_sampling_grad`` (clip the gradient reaching sampling
+            coordinates to one feature cell, scaled by the AMP loss scale),
+            ``padding_mode`` (feature sampling), ``roi_adj_head``
+            (``'linear'``: LN -> Linear; ``'mlp'``: LN -> Linear -> GELU ->
+            Linear, no drop-path on its output), ``mixing_inner_dims``
+            (``None``: width // 4), ``mixing_out_points`` (``None``:
+            ``num_points``), ``mixing_bias`` and ``stage_embed`` (a learned
+            embedding per repeat, ``stage_embedding``, added before each).
         ndim (int): spatial dimensions of RoIs: 2 (boxes) or 3 (tubes).
             Defaults to 2.
         feat_channels (int): channels of the sampled feature map.
             Defaults to 96.
         num_points (int): sampling points per token. Defaults to 36.
-        num_heads (int): attention heads. Defaults to 64.
-        mlp_ratio (int): MLP hidden ratio. Defaults to 4.
-        mlp_act (str): ``'gelu'`` or ``'quick_gelu'``. Defaults to 'gelu'.
-        repeats (int): times the unit is applied. Defaults to 1.
         drop_path (float | Sequence[float]): stochastic depth rate, one per
             repeat. Defaults to 0.
-        eps (float): LayerNorm eps. Defaults to 1e-6.
-        clip_sampling_grad (bool): clip the gradient reaching sampling
-            coordinates to one feature cell (scaled by the AMP loss scale).
-            Defaults to True.
-        padding_mode (str): feature sampling padding. Defaults to 'zeros'.
-        roi_adj_head (str): ``'linear'`` (LN -> Linear) or ``'mlp'``
-            (LN -> Linear -> GELU -> Linear, no drop-path on its output).
-            Defaults to 'linear'.
-        mixing_inner_dims (int, optional): adaptive-mixing generator width.
-            Defaults to ``embed_dims // 4``.
-        mixing_out_points (int, optional): adaptive-mixing output points.
-            Defaults to ``num_points``.
-        mixing_bias (bool): adaptive-mixing biases. Defaults to True.
-        stage_embed (bool): add a learned embedding per repeat
-            (``stage_embedding``, one row a repeat) before each repeat.
-            Defaults to False.
     """
 
     def __init__(self,
-                 embed_dims: int,
-                 ops: Sequence[str] = CORTEX_OPS,
+                 stage: dict,
                  ndim: int = 2,
                  feat_channels: int = 96,
                  num_points: int = 36,
-                 num_heads: int = 64,
-                 mlp_ratio: int = 4,
-                 mlp_act: str = 'gelu',
-                 repeats: int = 1,
-                 drop_path: Union[float, Sequence[float]] = 0.0,
-                 eps: float = 1e-6,
-                 clip_sampling_grad: bool = True,
-                 padding_mode: str = 'zeros',
-                 roi_adj_head: str = 'linear',
-                 mixing_inner_dims: Optional[int] = None,
-                 mixing_out_points: Optional[int] = None,
-                 mixing_bias: bool = True,
-                 stage_embed: bool = False):
+                 drop_path: Union[float, Sequence[float]] = 0.0):
         super().__init__()
+        ops = stage['ops']
         unknown = [op for op in ops if op not in OPS]
         if unknown:
             raise ValueError(f'unknown ops {unknown}; choose from {list(OPS)}')
         if ndim not in (2, 3):
             raise ValueError(f'ndim must be 2 or 3, got {ndim}')
-        self.embed_dims = embed_dims
+        self.embed_dims = stage['width']
         self.ops = tuple(ops)
         self.ndim = ndim
         self.feat_channels = feat_channels
         self.num_points = num_points
-        self.num_heads = num_heads
-        self.mlp_ratio = mlp_ratio
-        self.mlp_act = mlp_act
-        self.repeats = repeats
-        self.eps = eps
-        self.clip_sampling_grad = clip_sampling_grad
-        self.padding_mode = padding_mode
-        self.roi_adj_head = roi_adj_head
-        self.mixing_inner_dims = mixing_inner_dims
-        self.mixing_out_points = mixing_out_points
-        self.mixing_bias = mixing_bias
+        for key in ('num_heads', 'mlp_ratio', 'mlp_act', 'repeats', 'eps',
+                    'clip_sampling_grad', 'padding_mode', 'roi_adj_head',
+                    'mixing_inner_dims', 'mixing_out_points', 'mixing_bias'):
+            setattr(self, key, stage[key])
+        repeats = self.repeats
         if isinstance(drop_path, (int, float)):
             drop_path = [float(drop_path)] * repeats
         if len(drop_path) != repeats:
@@ -342,8 +379,8 @@ class SparseFormerUnit(nn.Module):
         # Each kind of op once, in table order.
         for op in sorted(set(self.ops), key=list(OPS).index):
             OPS[op].build(self)
-        self.stage_embedding = nn.Embedding(repeats, embed_dims) \
-            if stage_embed else None
+        self.stage_embedding = nn.Embedding(repeats, self.embed_dims) \
+            if stage['stage_embed'] else None
 
     @torch.no_grad()
     def reset_special(self) -> None:

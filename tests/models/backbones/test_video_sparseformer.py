@@ -8,8 +8,9 @@ from mmaction.registry import MODELS
 from mmengine.registry import DefaultScope
 
 from reference_forward import random_released_state_dict
-from sparseformer_mm.checkpoint_formats import inflate_image_state_dict
 from sparseformer_mm.models import VideoSparseFormer
+from sparseformer_mm.models.backbones.inflation import \
+    inflate_image_state_dict
 from sparseformer_mm.models import build_classifier, convert_sparseformer
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -313,9 +314,10 @@ def test_bootstrapped_video_static_clip_and_temporal_encoding():
 
 def test_image_weights_onto_a_token_grid_of_the_frames_shape(tmp_path):
     """``arch token_grid=(5, 3)``: a 3 x 3 image checkpoint loads through
-    ``pretrained``, resampled (checkpoint_formats.resample_token_grid),
+    ``pretrained``, resampled (inflation.resample_token_grid),
     then inflated; the model runs on wide clips."""
-    from sparseformer_mm.checkpoint_formats import resample_token_grid
+    from sparseformer_mm.models.backbones.inflation import \
+        resample_token_grid
     image = build_classifier(NANO, 5)
     path = tmp_path / 'image.pth'
     torch.save({'state_dict': image.state_dict(), 'meta': {}}, path)

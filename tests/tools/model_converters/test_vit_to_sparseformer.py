@@ -7,7 +7,6 @@ inherited tensors bit for bit, inherited blocks, final norm, head and class
 token by what they compute.
 """
 import contextlib
-import importlib.util
 import io
 import os.path as osp
 import subprocess
@@ -20,6 +19,7 @@ from mmengine.registry import DefaultScope
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from open_clip.transformer import QuickGELU, VisionTransformer
 
+from converter_modules import load_module
 from sparseformer_mm.models import build_classifier
 from sparseformer_mm.models.layers import TokenState
 
@@ -30,11 +30,7 @@ WIDTH = 128  # two 64-d heads
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('vit_to_sparseformer',
-                                                  TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module('vit_to_sparseformer', fresh=True)
 
 
 def run_tool(*argv):
@@ -418,6 +414,15 @@ def test_errors_name_the_file_the_keys_and_the_fix(tmp_path):
     assert "width 768 (the ViT's: 128)" in err
     err = run_tool(path, tmp_path / 'x.pth', '--arch', 'tiny')
     assert 'not a bootstrapped arch' in err and 'btsp-clip-large' in err
+
+    # the output path is the input: refused, the ViT untouched
+    before = path.read_bytes()
+    err = run_tool(path, path)
+    assert 'is the input' in err and path.read_bytes() == before
+    link = tmp_path / 'link.pth'
+    link.symlink_to(path)
+    err = run_tool(path, link)
+    assert 'is the input' in err and path.read_bytes() == before
 
     jit = tmp_path / 'ViT-B-16.pt'  # OpenAI's releases are TorchScript
     torch.jit.script(torch.nn.Linear(2, 2)).save(str(jit))
