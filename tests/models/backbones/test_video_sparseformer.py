@@ -339,3 +339,35 @@ def test_image_weights_onto_a_token_grid_of_the_frames_shape(tmp_path):
         recognizer(dict(NANO, num_tokens=16), 2,
                    pretrained=str(path)).init_weights()
     assert 'add token_grid=(cols, rows)' in str(info.value)
+
+
+def test_token_grid_of_the_same_count_in_another_layout(tmp_path):
+    """``token_grid=(8, 2)`` and a 4 x 4 image checkpoint (16 tokens both):
+    the file's RoIs lie on the square grid, so it is resampled (the grid
+    was once skipped when the counts matched); a checkpoint trained on the
+    8 x 2 grid itself loads as it is."""
+    from sparseformer_mm.models.backbones.inflation import \
+        resample_token_grid
+    from sparseformer_mm.models.layers import tube_rois
+    square = dict(NANO, num_tokens=16)
+    wide = dict(square, token_grid=(8, 2))
+    for arch, resampled in ((square, True), (wide, False)):
+        image = build_classifier(arch, 5)
+        with torch.no_grad():  # trained RoIs: near, not at, their grid
+            roi = image.backbone.initial_roi.weight
+            roi.add_(torch.randn(roi.shape) * 0.01)
+        path = tmp_path / 'image.pth'
+        torch.save({'state_dict': image.state_dict()}, path)
+        video = recognizer(wide, 2, num_classes=5, pretrained=str(path))
+        video.init_weights()
+        image_sd = {k[9:]: v for k, v in image.state_dict().items()
+                    if k.startswith('backbone.')}
+        want = resample_token_grid(image_sd, (8, 2)) if resampled \
+            else image_sd
+        got = video.backbone.initial_roi.weight.detach()
+        torch.testing.assert_close(got, tube_rois(
+            want['initial_roi.weight'], 2), rtol=0, atol=0)
+        # the wide grid's boxes are 2/8 as wide as they are high
+        box = got[:16]
+        aspect = ((box[:, 3] - box[:, 0]) / (box[:, 4] - box[:, 1])).mean()
+        assert float(aspect) == pytest.approx(2 / 8, rel=0.1)
