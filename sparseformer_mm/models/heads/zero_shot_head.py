@@ -29,7 +29,12 @@ class ZeroShotClsHead(ClsHead):
         class_embeddings (str, optional): a ``.pth`` / ``.pt`` file holding a
             ``(num_classes, embed_dims)`` tensor (or a dict with it under
             ``'embeddings'``), e.g. CLIP text embeddings of class prompts,
-            loaded weights-only. Needed by ``predict`` and ``loss``.
+            one finite row per class in label order, loaded weights-only.
+            Needed by ``predict`` and ``loss``.
+        num_classes (int, optional): the dataset's classes; the file must
+            have that many rows. Required with ``class_embeddings`` (it is
+            what the file is checked against, and what the label checks
+            read).
         logit_scale (float): cosine similarities are multiplied by it.
             Defaults to 100 (CLIP's trained scale).
         bias (bool): a projection bias (CLIP has none). Defaults to False.
@@ -38,21 +43,32 @@ class ZeroShotClsHead(ClsHead):
 
     def __init__(self, in_channels: int, embed_dims: int,
                  class_embeddings: Optional[str] = None,
+                 num_classes: Optional[int] = None,
                  logit_scale: float = 100.0, bias: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.fc = nn.Linear(in_channels, embed_dims, bias=bias)
         self.logit_scale = logit_scale
         self.class_embeddings_file = class_embeddings
         self.register_buffer('class_embeddings', None, persistent=False)
+        self.num_classes = num_classes
         if class_embeddings is not None:
-            self.class_embeddings = self._read(class_embeddings, embed_dims)
+            self.class_embeddings = self._read(class_embeddings, embed_dims,
+                                               num_classes)
 
     @staticmethod
-    def _read(path: str, embed_dims: int) -> torch.Tensor:
+    def _read(path: str, embed_dims: int,
+              num_classes: Optional[int]) -> torch.Tensor:
+        """The file's rows, normalised, checked against ``num_classes``."""
+        if num_classes is None:
+            raise ValueError(
+                f'ZeroShotClsHead with class_embeddings={path!r} needs '
+                'num_classes: set model.head.num_classes to the number of '
+                "classes of the dataset (the file's rows are checked "
+                'against it).')
         if not osp.isfile(path):
             raise FileNotFoundError(
                 f'class_embeddings file {path} not found: write a '
-                f'(num_classes, {embed_dims}) tensor of class text '
+                f'({num_classes}, {embed_dims}) tensor of class text '
                 'embeddings with torch.save.')
         data = load_weights_only(path)
         if isinstance(data, dict):
@@ -63,6 +79,19 @@ class ZeroShotClsHead(ClsHead):
             raise ValueError(
                 f'{path} must hold a (num_classes, {embed_dims}) tensor (or '
                 f"a dict with it under 'embeddings'); got {got}.")
+        if data.shape[0] != num_classes:
+            raise ValueError(
+                f'{path} holds {data.shape[0]} class embeddings (rows) but '
+                f'model.head.num_classes={num_classes}: write one row per '
+                f'class of the dataset, in label order ({num_classes} rows), '
+                f'or, if the dataset has {data.shape[0]} classes, set '
+                f'model.head.num_classes={data.shape[0]}.')
+        bad = (~torch.isfinite(data)).any(dim=1).nonzero().flatten().tolist()
+        if bad:
+            raise ValueError(
+                f'{path}: class embedding row(s) {bad[:10]} (label order) '
+                'hold NaN or inf values; every class would score NaN against '
+                'them. Recompute those rows.')
         return F.normalize(data.float(), dim=-1)
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
