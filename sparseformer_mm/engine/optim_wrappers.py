@@ -1,12 +1,31 @@
-"""An optimizer wrapper that is AMP where AMP can run and fp32 elsewhere."""
-from typing import Optional, Union
+"""The optimizer wrapper that owns a training step's policy: AMP where it
+can run, the loss scale handed to the model, non-finite losses."""
+import contextlib
+import logging
+from typing import List, Optional, Union
 
 import torch
+import torch.distributed as torch_dist
 from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
-from mmengine.logging import print_log
+from mmengine.dist import get_rank, get_world_size
+from mmengine.logging import MessageHub, print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
+
+# Message hub runtime info: how many steps in a row were skipped for a
+# non-finite loss (0 after a step that ran). A checkpoint records it, and
+# SafeCheckpointHook does not save weights that produced such a run.
+SKIPPED_STEPS_KEY = 'non_finite_skips_in_a_row'
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """The model's weights became NaN or infinite (a step with a finite
+    loss overflowed them); no checkpoint of them is written."""
 
 
 def amp_available() -> bool:
@@ -20,31 +39,75 @@ def amp_available() -> bool:
             or is_musa_available())
 
 
-# Registered in mmengine's root registry: the mmpretrain and mmaction scopes
-# (children of the root) both find it, whatever the config's default_scope.
-@OPTIM_WRAPPERS.register_module(name='AmpOrFp32OptimWrapper')
-def build_amp_or_fp32_optim_wrapper(
-        loss_scale: Union[str, float, dict] = 'dynamic',
-        dtype: Optional[Union[str, torch.dtype]] = None,
-        use_fsdp: bool = False,
-        **kwargs) -> OptimWrapper:
-    """``AmpOptimWrapper`` with an accelerator, ``OptimWrapper`` without.
+def non_finite_tensors(state_dict) -> List[str]:
+    """Names of the floating-point tensors in ``state_dict`` that hold a
+    NaN or inf."""
+    return [k for k, v in state_dict.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point()
+            and not torch.isfinite(v).all()]
 
-    Use it as ``optim_wrapper=dict(type='AmpOrFp32OptimWrapper', ...)``
-    where a config wants mixed precision on GPUs but should still train on
-    a machine without one (a laptop, CI, the CPU demo). mmengine's
-    ``AmpOptimWrapper`` refuses to be built there (``AmpOptimizerWrapper is
-    only available training on gpu``), so every entry point (our
-    ``tools/train.py``, mmaction2's and mmpretrain's, ``mim train``,
-    ``Runner.from_cfg(cfg).train()``) would stop. Without an accelerator
-    this builds a plain fp32 ``OptimWrapper`` with the same optimizer,
-    clipping and accumulation, drops the AMP-only options and says so once
-    in the log. The object returned is exactly mmengine's class in either
-    case, so everything that checks ``isinstance(..., AmpOptimWrapper)``
-    (e.g. ``SamplingGradScaleHook``) sees the truth.
 
-    To require AMP (and fail without an accelerator), use
-    ``type='AmpOptimWrapper'`` (our ``tools/train.py --amp`` does).
+def _non_finite_ranks(loss: torch.Tensor) -> List[int]:
+    """The ranks whose loss is non-finite (``[0]`` or ``[]`` without DDP).
+    Under DDP every rank gets the same list, so all take the same branch;
+    otherwise backward's gradient all-reduce would hang."""
+    world = get_world_size()
+    flags = torch.zeros(world, device=loss.device)
+    flags[get_rank()] = (~torch.isfinite(loss.detach())).any().float()
+    if world > 1:
+        torch_dist.all_reduce(flags)
+    return flags.nonzero().flatten().tolist()
+
+
+def _describe(loss: torch.Tensor, bad_ranks: List[int]) -> str:
+    """``loss is nan``; under DDP naming the ranks (the log is rank 0's)."""
+    value = loss.detach().float()
+    value = value.item() if value.numel() == 1 else value.tolist()
+    if get_world_size() == 1:
+        return f'loss is {value}'
+    rank, ranks = get_rank(), ', '.join(map(str, bad_ranks))
+    if rank in bad_ranks:
+        return (f'loss is {value} on rank {rank} (non-finite on rank(s) '
+                f'{ranks})')
+    return f'loss is non-finite on rank(s) {ranks} (rank {rank}: {value})'
+
+
+@OPTIM_WRAPPERS.register_module()
+class AmpOrFp32OptimWrapper(AmpOptimWrapper):
+    """One training step's whole policy: precision, loss scale, NaN.
+
+    * **AMP where it can run, fp32 elsewhere.** With ``amp='auto'`` this is
+      mmengine's ``AmpOptimWrapper`` with an accelerator and a plain fp32
+      ``OptimWrapper`` step (same optimizer, clipping and accumulation, one
+      log line) without one, so every entry point (our ``tools/train.py``,
+      mmaction2's and mmpretrain's, ``Runner.from_cfg(cfg).train()``) trains
+      on a laptop or CI too; mmengine's own class refuses to be built there.
+      ``amp=True`` requires AMP (an error without an accelerator),
+      ``amp=False`` is fp32 everywhere. :attr:`amp` says which runs.
+    * **The loss scale reaches the model.** Entering :meth:`optim_context`
+      (``train_step`` does, before forward) calls ``set_loss_scale(scale)``
+      on every module of the model that has it (the SparseFormer
+      backbones), with the scale the coming backward multiplies the loss by
+      (1 in fp32), so their sampling-coordinate gradient clip scales with
+      it. mmengine's AMP scales the loss for bf16 too; bf16 configs set
+      ``loss_scale=1.0``.
+    * **A non-finite loss never reaches the weights.** :meth:`update_params`
+      checks the loss before backward, on every rank at once (an
+      all-reduce: all ranks take the same branch, or DDP's gradient
+      all-reduce would hang). ``non_finite_loss='raise'`` raises
+      :class:`NonFiniteLossError` naming the iteration, the ranks and the
+      last checkpoint; the weights in memory are the previous step's.
+      ``'skip'`` drops the step (no backward, gradients of the current
+      accumulation window zeroed, no optimizer step) with a warning, and
+      raises after more than ``max_consecutive_skips`` in a row, or at
+      once when the weights themselves are already non-finite. The run of
+      skipped steps is published in the message hub
+      (:data:`SKIPPED_STEPS_KEY`); ``SafeCheckpointHook`` does not save a
+      checkpoint at the end of such a run.
+
+    CPU autocast (``torch.autocast('cpu')`` with ``torch.amp.GradScaler
+    ('cpu')``) would be one more ``amp`` choice: only the scaler and the
+    autocast device differ.
 
     Args:
         loss_scale (str | float | dict): ``AmpOptimWrapper``'s loss scale:
@@ -53,19 +116,168 @@ def build_amp_or_fp32_optim_wrapper(
         dtype (str | torch.dtype, optional): The autocast dtype, e.g.
             ``'bfloat16'``; None is float16. Defaults to None.
         use_fsdp (bool): As in ``AmpOptimWrapper``. Defaults to False.
+        amp (bool | str): ``'auto'``, True or False (above).
+            Defaults to 'auto'.
+        non_finite_loss (str): ``'raise'`` or ``'skip'``.
+            Defaults to 'raise'.
+        max_consecutive_skips (int): With ``'skip'``, raise after this many
+            consecutive skipped steps. Defaults to 10.
         **kwargs: ``OptimWrapper``'s arguments (``optimizer``,
             ``accumulative_counts``, ``clip_grad``).
-
-    Returns:
-        OptimWrapper: An ``AmpOptimWrapper`` or an ``OptimWrapper``.
     """
-    if amp_available():
-        return AmpOptimWrapper(loss_scale=loss_scale, dtype=dtype,
-                               use_fsdp=use_fsdp, **kwargs)
-    # Built once per Runner.train(), so this is one line per run (and only
-    # rank 0's logger prints INFO to the console).
-    print_log(
-        'No GPU (or NPU/MLU/MUSA) found: AmpOrFp32OptimWrapper trains in '
-        'fp32 with OptimWrapper instead of AMP (AmpOptimWrapper).',
-        logger='current')
-    return OptimWrapper(**kwargs)
+
+    def __init__(self,
+                 loss_scale: Union[str, float, dict] = 'dynamic',
+                 dtype: Optional[Union[str, torch.dtype]] = None,
+                 use_fsdp: bool = False,
+                 amp: Union[bool, str] = 'auto',
+                 non_finite_loss: str = 'raise',
+                 max_consecutive_skips: int = 10,
+                 **kwargs):
+        if amp not in ('auto', True, False):
+            raise ValueError(f"amp must be 'auto', True or False, got "
+                             f'{amp!r}')
+        if non_finite_loss not in ('raise', 'skip'):
+            raise ValueError(f"non_finite_loss must be 'raise' or 'skip', "
+                             f'got {non_finite_loss!r}')
+        if amp is True and not amp_available():
+            raise RuntimeError(
+                'AmpOrFp32OptimWrapper(amp=True) needs a GPU (or NPU/MLU/'
+                "MUSA) and none is available: set amp='auto' to train in "
+                'fp32 here, or amp=False.')
+        self.amp = amp is True or (amp == 'auto' and amp_available())
+        if self.amp:
+            super().__init__(loss_scale=loss_scale, dtype=dtype,
+                             use_fsdp=use_fsdp, **kwargs)
+        else:
+            OptimWrapper.__init__(self, **kwargs)
+            self.loss_scaler, self.cast_dtype = None, None
+            if amp == 'auto':
+                # Built once per Runner.train(): one line per run.
+                print_log(
+                    'No GPU (or NPU/MLU/MUSA) found: AmpOrFp32OptimWrapper '
+                    'trains in fp32 instead of AMP.', logger='current')
+        self.non_finite_loss = non_finite_loss
+        self.max_consecutive_skips = max_consecutive_skips
+        self.skipped: List[int] = []  # 1-based iterations skipped
+        self._in_a_row = 0
+
+    # -- precision ---------------------------------------------------------
+    @property
+    def loss_scale(self) -> float:
+        """The factor the next backward multiplies the loss by (1 in
+        fp32)."""
+        if self.loss_scaler is not None and self.loss_scaler.is_enabled():
+            return float(self.loss_scaler.get_scale())
+        return 1.0
+
+    def backward(self, loss: torch.Tensor, **kwargs) -> None:
+        if self.amp:
+            super().backward(loss, **kwargs)
+        else:
+            OptimWrapper.backward(self, loss, **kwargs)
+
+    def step(self, **kwargs) -> None:
+        if self.amp:
+            super().step(**kwargs)
+        else:
+            OptimWrapper.step(self, **kwargs)
+
+    def state_dict(self) -> dict:
+        return super().state_dict() if self.amp else \
+            OptimWrapper.state_dict(self)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if not self.amp:
+            # a checkpoint of an AMP run resumed without a GPU
+            state_dict = {k: v for k, v in state_dict.items()
+                          if k != 'loss_scaler'}
+        super().load_state_dict(state_dict)
+
+    @contextlib.contextmanager
+    def optim_context(self, model: torch.nn.Module):
+        scale = self.loss_scale
+        for module in model.modules():
+            set_loss_scale = getattr(module, 'set_loss_scale', None)
+            if callable(set_loss_scale):
+                set_loss_scale(scale)
+        context = super().optim_context if self.amp else \
+            super(AmpOptimWrapper, self).optim_context
+        with context(model):
+            yield
+
+    # -- non-finite losses -------------------------------------------------
+    def update_params(self, loss: torch.Tensor, step_kwargs=None,
+                      zero_kwargs=None) -> None:
+        bad_ranks = _non_finite_ranks(loss)
+        if not bad_ranks:
+            self._set_in_a_row(0)
+            super().update_params(loss, step_kwargs=step_kwargs,
+                                  zero_kwargs=zero_kwargs)
+            return
+        hub = MessageHub.get_current_instance()
+        what = _describe(loss, bad_ranks)
+        where = self._where(hub)
+        if self.non_finite_loss == 'raise':
+            raise NonFiniteLossError(
+                f'{what} at {where}. Training stopped before backward, so '
+                'the weights were not updated with it and no checkpoint of '
+                f'this state was written.{_advice(hub)} Look for broken '
+                'inputs at this iteration; or skip such steps with '
+                "optim_wrapper.non_finite_loss='skip'.")
+        bad = non_finite_tensors({
+            str(i): p for i, p in enumerate(
+                p for g in self.optimizer.param_groups for p in g['params'])})
+        if bad:
+            # an earlier step (finite loss) overflowed the weights:
+            # skipping steps cannot bring them back
+            raise NonFiniteWeightsError(
+                f'{what} at {where} and {len(bad)} weight tensor(s) are '
+                'already non-finite: an earlier step overflowed them, so '
+                'skipping cannot help. Training stopped; no checkpoint of '
+                f'non-finite weights is written.{_advice(hub)}')
+        self._set_in_a_row(self._in_a_row + 1)
+        if self._in_a_row > self.max_consecutive_skips:
+            raise NonFiniteLossError(
+                f'{what} at {where} after {self._in_a_row - 1} consecutive '
+                'skipped steps. Training stopped; the weights may be ruined '
+                '(a step can blow them up to finite values that make every '
+                'later loss non-finite), and no checkpoint was written '
+                f'since the skips began.{_advice(hub)}')
+        self.skipped.append(int(hub.get_info('iter', 0)) + 1)
+        self._inner_count += 1  # what backward would have counted
+        self.zero_grad(**(zero_kwargs or {}))
+        print_log(f'{what} at {where}: step skipped (weights unchanged), '
+                  f'{len(self.skipped)} skipped so far', logger='current',
+                  level=logging.WARNING)
+
+    def _set_in_a_row(self, n: int) -> None:
+        self._in_a_row = n
+        MessageHub.get_current_instance().update_info(SKIPPED_STEPS_KEY, n)
+
+    @staticmethod
+    def _where(hub: MessageHub) -> str:
+        # RuntimeInfoHook (a default hook) records the 0-based iteration
+        return f"iteration {int(hub.get_info('iter', 0)) + 1}"
+
+
+def _advice(hub: MessageHub) -> str:
+    """Which checkpoint to go back to, and what to change."""
+    # mmengine's CheckpointHook records each checkpoint it saves (or a
+    # resume restores) as 'last_ckpt'; SafeCheckpointHook records only
+    # checkpoints it wrote, so this is the last good one.
+    last = hub.get_info('last_ckpt')
+    if last:
+        where = (f' The last checkpoint is {last}; resume from it '
+                 '(--resume --cfg-options optim_wrapper.optimizer.lr=...) '
+                 'with a lower learning rate')
+    else:
+        where = (' There is no checkpoint of this run yet; start again with '
+                 'a lower learning rate (optim_wrapper.optimizer.lr)')
+    return (f'{where}, gradient clipping (optim_wrapper.clip_grad) or bf16 '
+            'instead of fp16.')
+
+
+__all__ = ['AmpOrFp32OptimWrapper', 'NonFiniteLossError',
+           'NonFiniteWeightsError', 'SKIPPED_STEPS_KEY', 'amp_available',
+           'non_finite_tensors']

@@ -28,7 +28,7 @@ def _short(cfg, work_dir, max_epochs, hook):
                          val_interval=1)
     cfg.param_scheduler = []
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
-    cfg.custom_hooks = [dict(type='SamplingGradScaleHook'), hook]
+    cfg.custom_hooks = [hook]
     cfg.log_level = 'WARNING'
     return cfg
 

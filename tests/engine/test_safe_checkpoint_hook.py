@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
@@ -23,8 +24,10 @@ from mmengine.logging import MessageHub
 from mmengine.registry import METRICS
 from mmengine.runner import Runner
 
-import sparseformer_mm  # noqa: F401  (SafeCheckpointHook, atomic saves)
+from sparseformer_mm.engine import NonFiniteLossError
 from toy_models import Points, TinyRegressor
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 SCORES = {1: 0.2, 2: 0.5, 3: 0.4, 4: 0.7, 5: 0.6, 6: 0.9, 7: 0.8}
 # the best file after each epoch's validation, for an unbroken run
@@ -63,7 +66,8 @@ def make_runner(work_dir, max_epochs, resume=False, hooks=(), name='run',
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         default_hooks=dict(checkpoint=dict(
             type='SafeCheckpointHook', interval=1, max_keep_ckpts=1,
-            save_best='score', rule='greater')),
+            save_best='score', rule='greater',
+            backend_args=dict(backend='atomic_local'))),
         custom_hooks=list(hooks), resume=resume, log_level=log_level,
         # distinct message hubs for runners of one process and second
         experiment_name=name)
@@ -172,13 +176,92 @@ def test_copied_or_moved_work_dir_rotates_its_own_best(tmp_path):
     assert files(original, 'epoch_') == ['epoch_4.pth']
 
     original.rename(moved)
-    # (ResumeCheckHook, as in the runtimes, resumes from the moved pointer)
+    # (CheckpointLoadHook, as in the runtimes, resumes from the moved
+    # pointer)
     runner = make_runner(moved, 6, resume=True, name='moved',
-                         hooks=[dict(type='ResumeCheckHook')])
+                         hooks=[dict(type='CheckpointLoadHook')])
     runner.train()
     assert files(moved, 'best_') == [best_name(6)]
     assert runner.message_hub.get_info('best_ckpt') == str(moved /
                                                            best_name(6))
+
+
+@pytest.mark.parametrize('max_epochs', [3, 5])
+def test_skip_mode_keeps_the_last_good_checkpoint(tmp_path, max_epochs):
+    """Issue 23 item 3: the lr jumps after epoch 1 so far that the first
+    step of epoch 2 (a finite loss) ruins the weights with finite values;
+    every later loss is non-finite and skipped. No checkpoint of those
+    weights is written, epoch_1.pth is not rotated out (max_keep_ckpts=2),
+    and the run does not end well: it names epoch_1.pth."""
+    # 4 iterations per epoch
+    loader = dict(dataset=Points(), batch_size=1, num_workers=0,
+                  sampler=dict(type='DefaultSampler', shuffle=False),
+                  collate_fn=dict(type='default_collate'))
+    runner = Runner(
+        model=TinyRegressor(), work_dir=str(tmp_path),
+        train_dataloader=loader,
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        optim_wrapper=dict(type='AmpOrFp32OptimWrapper',
+                           non_finite_loss='skip', max_consecutive_skips=10,
+                           optimizer=dict(type='SGD', lr=0.1)),
+        param_scheduler=dict(type='MultiStepLR', by_epoch=True,
+                             milestones=[1], gamma=1e30),
+        default_hooks=dict(checkpoint=dict(
+            type='SafeCheckpointHook', interval=1, max_keep_ckpts=2,
+            backend_args=dict(backend='atomic_local'))),
+        log_level='WARNING', experiment_name=f'blow_up_{max_epochs}')
+    with pytest.raises(NonFiniteLossError) as info:
+        runner.train()
+    msg = str(info.value)
+    good = str(tmp_path / 'epoch_1.pth')
+    assert good in msg, msg
+    if max_epochs == 3:  # ends inside the run of skips (7 of them)
+        assert 'Training ended after 7 step(s) in a row skipped' in msg, msg
+    else:  # the 11th skip in a row (iteration 16) stops it
+        assert 'iteration 16 after 10 consecutive skipped' in msg, msg
+    assert files(tmp_path, 'epoch_') == ['epoch_1.pth']
+    assert pointer(tmp_path) == good
+    # the weights in memory are ruined but finite: only the skips tell
+    assert all(torch.isfinite(v).all()
+               for v in runner.model.state_dict().values())
+    assert runner.model.fc.weight.abs().max() > 1e20
+    weights = load(good)['state_dict']['fc.weight']
+    assert weights.abs().max() < 10
+
+
+def test_unknown_checkpoint_key_fails_when_the_hook_is_built(tmp_path):
+    """Issue 23 item 6: a typo fails at Runner construction, naming the
+    key and the close match (mmengine: at the first save, an epoch later)."""
+    with pytest.raises(TypeError) as info:
+        Runner(model=TinyRegressor(), work_dir=str(tmp_path),
+               default_hooks=dict(checkpoint=dict(
+                   type='SafeCheckpointHook', interval=1, max_keep_ckpt=1)),
+               experiment_name='typo')
+    msg = str(info.value)
+    assert "'max_keep_ckpt'" in msg and "did you mean 'max_keep_ckpts'" in \
+        msg, msg
+
+
+def test_runtime_configs_save_through_atomic_local_and_others_warn(tmp_path):
+    from mmengine.config import Config
+    for name in ('default_runtime.py', 'video_runtime.py'):
+        cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', name))
+        hook = cfg.default_hooks.checkpoint
+        assert hook.type == 'SafeCheckpointHook'
+        assert hook.backend_args == dict(backend='atomic_local'), name
+    runner = Runner(
+        model=TinyRegressor(), work_dir=str(tmp_path),
+        train_dataloader=dict(dataset=Points(), batch_size=4, num_workers=0,
+                              sampler=dict(type='DefaultSampler'),
+                              collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=dict(checkpoint=dict(type='SafeCheckpointHook')),
+        experiment_name='in_place')
+    runner.train()
+    log = open(runner.logger.log_file).read()
+    assert 'are written in place' in log
+    assert "backend_args=dict(backend='atomic_local')" in log
 
 
 def _killed_run(work_dir, max_epochs, point, epoch):

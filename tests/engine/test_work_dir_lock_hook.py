@@ -5,13 +5,14 @@ are in tests/tools/test_work_dir_guards.py."""
 import errno
 import fcntl
 import os
+import os.path as osp
 import re
 import subprocess
 import sys
 
 import pytest
 from mmengine.evaluator import BaseMetric
-from mmengine.registry import METRICS
+from mmengine.registry import DATASETS, METRICS, MODELS
 from mmengine.runner import Runner
 
 from sparseformer_mm.engine.hooks import WorkDirLockHook
@@ -19,6 +20,10 @@ from sparseformer_mm.engine.hooks import work_dir_lock_hook as lock_module
 from sparseformer_mm.engine.hooks.work_dir_lock_hook import (
     LOCK_NAME, WorkDirLockedError)
 from toy_models import Points, TinyRegressor
+
+
+MODELS.register_module('TinyRegressor', module=TinyRegressor, force=True)
+DATASETS.register_module('PointsForLock', module=Points, force=True)
 
 
 @METRICS.register_module(force=True)
@@ -143,3 +148,81 @@ def test_every_rank_stops_when_rank_0_cannot_lock(tmp_path, monkeypatch):
         runner.train()
     assert runner.iter == 0
     assert not (tmp_path / LOCK_NAME).exists()  # only rank 0 locks
+
+
+def test_a_symlinked_lock_is_never_followed(tmp_path):
+    """Issue 23 item 4: ``train.lock`` pointing outside the work dir: the
+    run stops naming it, and the file it points to is untouched."""
+    work, outside = tmp_path / 'work', tmp_path / 'precious.txt'
+    work.mkdir()
+    outside.write_text('keep me')
+    os.symlink(outside, work / LOCK_NAME)
+    runner = _runner(work, 'symlink')
+    with pytest.raises(WorkDirLockedError, match='is a symbolic link'):
+        runner.train()
+    assert runner.iter == 0
+    assert outside.read_text() == 'keep me'
+
+
+def test_a_directory_named_train_lock_stops_the_run(tmp_path):
+    (tmp_path / LOCK_NAME).mkdir()
+    runner = _runner(tmp_path, 'lockdir')
+    with pytest.raises(WorkDirLockedError, match='is a directory'):
+        runner.train()
+    assert runner.iter == 0
+
+
+HOLD = '''
+import sys, time
+from sparseformer_mm.engine.hooks.work_dir_lock_hook import (
+    WorkDirLock, _config_files)
+work = sys.argv[1]
+lock = WorkDirLock(work)
+lock.acquire(log_dir=work + '/20260101_000000',
+             config_files=_config_files(work))
+print('locked', flush=True)
+time.sleep(120)
+'''
+
+
+def test_refused_from_cfg_run_puts_back_what_it_wrote(tmp_path):
+    """Runner.from_cfg, refused: mmengine dumped its config over the
+    holder's (same name) and made a log folder before the lock was
+    checked; both are undone. A config of another name is removed."""
+    from mmengine.config import Config
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'cfg.py').write_text('# the running run\nmax_epochs = 3\n')
+    holder = subprocess.Popen([sys.executable, '-c', HOLD, str(work)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        before = sorted(os.listdir(work))
+        for name in ('cfg.py', 'other.py'):
+            path = tmp_path / name
+            path.write_text(CFG.format(work=str(work)))
+            runner = Runner.from_cfg(Config.fromfile(str(path)))
+            assert osp.isdir(runner.log_dir)
+            assert 'max_epochs=7' in (work / name).read_text()  # dumped
+            with pytest.raises(WorkDirLockedError, match='in use'):
+                runner.train()
+            assert sorted(os.listdir(work)) == before, name
+            assert (work / 'cfg.py').read_text() == \
+                '# the running run\nmax_epochs = 3\n'
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+CFG = '''
+work_dir = {work!r}
+model = dict(type='TinyRegressor')
+train_dataloader = dict(
+    dataset=dict(type='PointsForLock'), batch_size=2, num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'))
+train_cfg = dict(by_epoch=True, max_epochs=7)
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1))
+custom_hooks = [dict(type='WorkDirLockHook')]
+log_level = 'WARNING'
+'''

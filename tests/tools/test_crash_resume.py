@@ -29,7 +29,6 @@ train_cfg = dict(max_epochs=3, val_interval=1)
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=2))
 custom_hooks = [
-    dict(type='SamplingGradScaleHook'),
     dict(type='RNGStateHook'),  # as in the runtimes: what makes it bit-exact
     dict(type='EMAHook', momentum=0.1, priority='ABOVE_NORMAL'),
     dict(type='CrashHook'),

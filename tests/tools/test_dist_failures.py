@@ -16,21 +16,22 @@ TEST_CONFIG = '''
 _base_ = {base!r}
 custom_imports = dict(imports=['sparseformer_mm', 'crash_hook'],
                       allow_failed_imports=False)
-custom_hooks = [dict(type='SamplingGradScaleHook'), dict(type='RNGStateHook'),
-                dict(type='SkipPretrainedOnLoadHook'), {hooks}]
+custom_hooks = [dict(type='RNGStateHook'), dict(type='CheckpointLoadHook'),
+                {hooks}]
+optim_wrapper = dict(non_finite_loss={non_finite!r})
 train_cfg = dict(max_epochs=2, val_interval=10)
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=2))
 '''
 
 
-def _job(tmp_path, hooks="dict(type='CrashHook')"):
+def _job(tmp_path, hooks="dict(type='CrashHook')", non_finite='raise'):
     """``(command, env)`` of a 2-epoch, 2-rank training job."""
     root = str(tmp_path / 'shapes')
     make_shape_dataset(root, num_train=4, num_val=1, size=32)
     config = tmp_path / 'cfg.py'
     config.write_text(TEST_CONFIG.format(base=osp.join(REPO, CONFIG),
-                                         hooks=hooks))
+                                         hooks=hooks, non_finite=non_finite))
     opts = []
     for split in ('train', 'val', 'test'):
         opts += [f'{split}_dataloader.dataset.data_root={root}',
@@ -91,31 +92,33 @@ def test_elastic_restart_resumes_from_the_last_checkpoint(job, tmp_path):
     assert (tmp_path / 'work' / 'epoch_2.pth').exists()
 
 
-NAN_HOOKS = ("dict(type='NonFiniteLossHook', action={!r}), "
-             "dict(type='NaNLossHook')")
+NAN_HOOK = "dict(type='NaNLossHook')"
 
 
 def test_nan_loss_on_one_rank_skips_the_step_on_every_rank(tmp_path):
     # Rank 1's loss is NaN at iteration 2. If rank 0 went on to backward
     # alone it would wait in the gradient all-reduce (DIST_TIMEOUT); both
     # must skip, then train on, with the weights finite.
-    cmd, env = _job(tmp_path, NAN_HOOKS.format('skip'))
+    cmd, env = _job(tmp_path, NAN_HOOK, non_finite='skip')
     env.update(NAN_AT_ITER='2', NAN_RANK='1', DIST_TIMEOUT='20')
     code, out, err = _run(cmd, env, tmp_path)
     assert code == 0, out[-3000:] + err[-3000:]
     # rank 0's log names the rank whose loss was NaN
     assert re.search(r'loss is non-finite on rank\(s\) 1 \(rank 0: '
-                     r'[0-9.]+\) at iteration 2 \(epoch 1, batch 2\): step '
-                     r'skipped', out), out[-3000:]
+                     r'[0-9.]+\) at iteration 2: step skipped', out), \
+        out[-3000:]
     assert out.count('step skipped') == 1  # only that iteration
     assert 'Epoch(train) [2][2/2]' in out  # trained on to the end
+    # epoch 1 ended with the skipped step: its checkpoint was held back
+    assert 'epoch_1.pth not saved: the last 1 step(s) were skipped' in out
+    assert not (tmp_path / 'work' / 'epoch_1.pth').exists()
     state = load_weights_only(str(tmp_path / 'work' / 'epoch_2.pth'))
     weights = state['state_dict']
     assert all(torch.isfinite(w).all() for w in weights.values())
 
 
 def test_nan_loss_on_one_rank_stops_every_rank_naming_it(tmp_path):
-    cmd, env = _job(tmp_path, NAN_HOOKS.format('raise'))
+    cmd, env = _job(tmp_path, NAN_HOOK, non_finite='raise')
     env.update(NAN_AT_ITER='2', NAN_RANK='1', DIST_TIMEOUT='20')
     code, out, err = _run(cmd, env, tmp_path)
     assert code != 0

@@ -1,9 +1,9 @@
 """tools/train.py meets a work dir another (real, running) training holds,
 a killed run's lock, and broken resume pointers, with an error at start
 that names the holder or the file and what to do (``WorkDirLockHook`` and
-``ResumeCheckHook``, in the runtimes).
+``CheckpointLoadHook``, in the runtimes).
 
-A missing ``--resume PATH`` is in tests/engine/test_resume_check_hook.py;
+A missing ``--resume PATH`` is in tests/engine/test_checkpoint_load_hook.py;
 the resume from an empty work dir, more take-overs of killed runs' locks
 and the copied work dir are in tests/tools/test_kill_during_save.py.
 """
@@ -30,12 +30,25 @@ def data_options(tmp_path_factory):
         for split in ('train', 'val', 'test')]
 
 
-def _train(work, data_options, *extra):
-    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+def _train(work, data_options, *extra, config=IMAGE_CFG):
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='',
+               PYTHONPATH=osp.join(REPO, 'tests', 'tools'))
     return subprocess.run(
-        [sys.executable, 'tools/train.py', IMAGE_CFG, '--work-dir',
+        [sys.executable, 'tools/train.py', str(config), '--work-dir',
          str(work), *extra, *data_options], cwd=REPO, env=env,
         capture_output=True, text=True, timeout=300)
+
+
+def _contents(folder):
+    """Every path under ``folder`` with its bytes (None for folders)."""
+    out = {}
+    for root, dirs, names in os.walk(folder):
+        for d in dirs:
+            out[osp.relpath(osp.join(root, d), folder)] = None
+        for n in names:
+            with open(osp.join(root, n), 'rb') as f:
+                out[osp.relpath(osp.join(root, n), folder)] = f.read()
+    return out
 
 
 # The image demo config, paused after its first iteration (CrashHook in
@@ -72,7 +85,12 @@ def test_two_real_trainings_in_one_work_dir(tmp_path, data_options):
             time.sleep(0.2)
         assert int(pid_file.read_text()) == first.pid
 
-        second = _train(work, data_options)
+        # the same config with other settings (issue 23 item 4): mmengine
+        # dumps it over the running run's config file and makes its log
+        # folder before any hook can look at the lock
+        before = _contents(work)
+        second = _train(work, data_options + ['train_cfg.max_epochs=7'],
+                        config=config)
         assert second.returncode != 0
         err = second.stderr[-3000:]
         assert 'WorkDirLockedError' in err, err
@@ -81,7 +99,13 @@ def test_two_real_trainings_in_one_work_dir(tmp_path, data_options):
         assert f'tools/train.py {config} --work-dir {work}' in err, err
         assert 'Use another --work-dir, or wait for that run to end' in err
         assert first.poll() is None  # the first run goes on undisturbed
-        assert not list(work.glob('*.pth'))  # the second wrote nothing
+        # the second left the work dir as it found it (the running run's
+        # log grows meanwhile: compare all but that)
+        after = _contents(work)
+        log = [k for k in before if k.endswith('.log')]
+        assert {k: v for k, v in after.items() if k not in log} == \
+            {k: v for k, v in before.items() if k not in log}
+        assert 'max_epochs=7' not in (work / 'pausing.py').read_text()
     finally:
         first.kill()
         first.wait()

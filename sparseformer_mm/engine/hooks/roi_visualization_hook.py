@@ -24,8 +24,7 @@ class RoIVisualizationHook(Hook):
     (mmpretrain) and video (mmaction2) models; in distributed runs only
     rank 0 computes and writes. Enable it with::
 
-        custom_hooks = [dict(type='SamplingGradScaleHook'),
-                        dict(type='RoIVisualizationHook', num_samples=4)]
+        custom_hooks = [dict(type='RoIVisualizationHook', num_samples=4)]
 
     Args:
         num_samples (int): evenly spaced validation samples to draw.

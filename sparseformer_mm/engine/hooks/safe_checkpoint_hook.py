@@ -1,5 +1,8 @@
-"""A CheckpointHook that deletes old checkpoints only after the new one."""
+"""The checkpoint hook: whole files, old ones removed only after the new
+one, and only good weights saved."""
 import contextlib
+import difflib
+import inspect
 import os
 import os.path as osp
 import re
@@ -7,10 +10,15 @@ from typing import List
 
 import torch
 from mmengine.dist import is_main_process
+from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
+from mmengine.runner import Runner
 
-from ...checkpoint_safety import remove_stale_temporaries
+from ...checkpoint_safety import AtomicLocalBackend, remove_stale_temporaries
+from ..checkpoint_load import checkpoint_to_load
+from ..optim_wrappers import (SKIPPED_STEPS_KEY, NonFiniteLossError,
+                              NonFiniteWeightsError, non_finite_tensors)
 
 PENDING_KEY = 'pending_ckpt_removals'
 
@@ -22,11 +30,11 @@ class _DeferredRemovals:
     real backend's."""
 
     def __init__(self, backend, message_hub):
-        self._backend, self._hub = backend, message_hub
+        self.backend, self._hub = backend, message_hub
         self.paths: List[str] = []
 
     def __getattr__(self, name):
-        return getattr(self._backend, name)
+        return getattr(self.backend, name)
 
     def remove(self, path):
         self._note(path)
@@ -52,43 +60,92 @@ def _runtime_info(path: str) -> dict:
     return dict(hub.get('runtime_info', {})) if isinstance(hub, dict) else {}
 
 
+# What CheckpointHook passes its **kwargs to (Runner.save_checkpoint),
+# less what it passes itself: any other key is a typo, found when the hook
+# is built rather than at the first save an epoch later.
+_SAVE_ARGS = set(inspect.signature(Runner.save_checkpoint).parameters) - {
+    'self', 'out_dir', 'filename', 'file_client_args', 'save_optimizer',
+    'save_param_scheduler', 'meta', 'by_epoch', 'backend_args'}
+_HOOK_ARGS = set(inspect.signature(CheckpointHook.__init__).parameters) - {
+    'self', 'kwargs'}
+
+
 @HOOKS.register_module()
 class SafeCheckpointHook(CheckpointHook):
-    """mmengine's ``CheckpointHook``, with old checkpoints removed only
-    after the new checkpoint and the ``last_checkpoint`` pointer are on
-    disk.
+    """mmengine's ``CheckpointHook`` (same options), whose saves lose
+    nothing when killed and never keep bad weights.
 
-    mmengine 0.10.7 deletes the oldest kept checkpoint (``max_keep_ckpts``)
-    and the previous ``best_*`` checkpoint *before* writing the new one: a
-    job killed while saving with ``max_keep_ckpts=1`` is left with no
-    checkpoint and a pointer to a deleted file. Here the deletions of one
-    save are held back until the checkpoint(s) and the pointer have been
-    written (both atomically, ``sparseformer_mm.checkpoint_safety``), so a
-    kill at any point leaves a whole checkpoint that ``last_checkpoint``
-    names. A kill after the pointer but before the deletions leaves the old
-    file behind; the checkpoint lists it (message hub key
-    ``pending_ckpt_removals``) and a resumed run removes it at start, with
-    the temporary files killed saves left.
+    * **Whole files.** The checkpoint and the ``last_checkpoint`` pointer
+      are written through the hook's file backend; with
+      ``backend_args=dict(backend='atomic_local')`` (the runtime configs)
+      each goes to a temporary file that is fsynced and renamed over the
+      target (:class:`~sparseformer_mm.checkpoint_safety.AtomicLocalBackend`).
+      A local ``out_dir`` without it gets a warning at the start.
+    * **Removals after the save.** mmengine 0.10.7 deletes the oldest kept
+      checkpoint (``max_keep_ckpts``) and the previous ``best_*`` before
+      writing the new one: a kill while saving with ``max_keep_ckpts=1``
+      leaves no checkpoint and a pointer to a deleted file. Here the
+      deletions of one save wait until the checkpoint(s) and the pointer
+      are written, so a kill at any point leaves a whole checkpoint that
+      ``last_checkpoint`` names. A kill after the pointer but before the
+      deletions leaves the old file; the checkpoint lists it (message hub
+      ``pending_ckpt_removals``) and a resumed run removes it at start, with
+      the temporary files killed saves left.
+    * **Only good weights.** Weights (and EMA weights) with a NaN or inf
+      are never written: :class:`NonFiniteWeightsError` stops the run. A
+      save that comes while the optimizer wrapper is skipping steps for
+      non-finite losses (``AmpOrFp32OptimWrapper(non_finite_loss='skip')``
+      publishes the run of skips in the message hub) is held back, with a
+      warning: a step can blow the weights up to finite values that make
+      every later loss NaN, and such a checkpoint must not rotate the last
+      good one out. Training that ends inside such a run raises
+      :class:`NonFiniteLossError` naming the last good checkpoint.
+    * ``save_best``: mmengine writes ``best_*.pth`` after validation, then
+      saves the regular checkpoint again so that it records the new best. A
+      run killed between the two leaves a best checkpoint that no
+      checkpoint records; a resumed run adopts it (its score is in its own
+      message hub) and removes the best it supersedes. Removals always act
+      on files of this name in this run's ``out_dir``: a copied work dir
+      never deletes in the one it came from.
 
-    ``save_best``: mmengine writes ``best_*.pth`` after validation, then
-    saves the regular checkpoint again so that it records the new best. A
-    run killed between the two leaves a best checkpoint that no checkpoint
-    records; a resumed run adopts it (its score is in its own message hub)
-    and removes the best it supersedes, so one best file remains and the
-    comparison goes on from the right score. Removals always act on files
-    of this name in this run's ``out_dir``: a copied work dir never deletes
-    in the one it came from. All arguments are ``CheckpointHook``'s.
+    Args:
+        **kwargs: ``CheckpointHook``'s arguments; an unknown one is an
+            error naming the closest known one.
     """
 
     def __init__(self, *args, **kwargs):
+        unknown = sorted(set(kwargs) - _HOOK_ARGS - _SAVE_ARGS)
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(key, sorted(_HOOK_ARGS), n=1)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            raise TypeError(
+                f'SafeCheckpointHook (default_hooks.checkpoint) got an '
+                f'unknown argument {key!r}{hint} Its arguments are '
+                f"CheckpointHook's: {', '.join(sorted(_HOOK_ARGS))}.")
         super().__init__(*args, **kwargs)
         self._deferred = None
+        self._held_back = 0  # skips in a row at the last save attempt
+        self._last_good = None  # the newest checkpoint written (or resumed)
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
+        hub = runner.message_hub
+        if hub.get_info('last_ckpt'):  # resumed: this dir's copy of it
+            with contextlib.suppress(OSError):
+                last = checkpoint_to_load(runner.work_dir, resume=True)
+                if last:
+                    hub.update_info('last_ckpt', last)
+        self._last_good = hub.get_info('last_ckpt')
         if not is_main_process():
             return
-        hub = runner.message_hub
+        if (isinstance(self.file_backend, LocalBackend)
+                and not isinstance(self.file_backend, AtomicLocalBackend)):
+            runner.logger.warning(
+                f'Checkpoints in {self.out_dir} are written in place: a job '
+                'killed while saving can leave a truncated checkpoint or '
+                "pointer. Set default_hooks.checkpoint.backend_args=dict("
+                "backend='atomic_local') to write them whole.")
         if runner._resume and getattr(runner, '_has_loaded', False):
             self._localise_best(runner)
             self._adopt_unrecorded_best(runner)
@@ -220,10 +277,96 @@ class SafeCheckpointHook(CheckpointHook):
                 self._remove(runner, path)
         runner.message_hub.update_info(PENDING_KEY, [])
 
+    def _hold_back(self, runner, what: str) -> bool:
+        """Whether this save comes inside a run of skipped steps (the
+        optimizer wrapper's count in the message hub), warning if so."""
+        skips = int(runner.message_hub.get_info(SKIPPED_STEPS_KEY) or 0)
+        self._held_back = skips
+        if skips:
+            runner.logger.warning(
+                f'{what} not saved: the last {skips} step(s) were skipped '
+                'for non-finite losses, so these weights may be ruined. The '
+                f"last good checkpoint ({self._last_good or 'none yet'}) is "
+                'kept.')
+        return bool(skips)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # VERY_LOW priority (CheckpointHook's): after EMAHook has added
+        # ema_state_dict, so the check sees every set of weights written.
+        bad = []
+        for key in ('state_dict', 'ema_state_dict'):
+            bad += non_finite_tensors(checkpoint.get(key) or {})
+        if not bad:
+            return
+        meta = checkpoint.get('meta') or {}
+        last = self._last_good
+        raise NonFiniteWeightsError(
+            f'{len(bad)} weight tensor(s) are non-finite (e.g. {bad[0]}) at '
+            f"epoch {meta.get('epoch')}, iteration {meta.get('iter')}: a "
+            'step overflowed them, so this checkpoint was not written. '
+            + (f'The last checkpoint is {last}; resume from it '
+               '(--resume --cfg-options optim_wrapper.optimizer.lr=...) '
+               'with a lower learning rate' if last else
+               'There is no checkpoint of this run yet; start again with a '
+               'lower learning rate (optim_wrapper.optimizer.lr)')
+            + ', gradient clipping (optim_wrapper.clip_grad) or bf16 instead '
+            'of fp16.')
+
+    def after_train(self, runner) -> None:
+        super().after_train(runner)
+        if self._held_back:
+            last = self._last_good
+            raise NonFiniteLossError(
+                f'Training ended after {self._held_back} step(s) in a row '
+                'skipped for non-finite losses, so its last weights were not '
+                'saved (they may be ruined). The last good checkpoint is '
+                f"{last or 'none (no checkpoint was saved)'}; resume from it "
+                'with a lower learning rate (--resume --cfg-options '
+                'optim_wrapper.optimizer.lr=...) or gradient clipping '
+                '(optim_wrapper.clip_grad).')
+
     def _save_checkpoint_with_step(self, runner, step, meta):
+        """mmengine's, with the pointer written through the file backend
+        and the rotation's removal after it (``_deferring``)."""
+        if self._hold_back(runner, self.filename_tmpl.format(step)):
+            return
         with self._deferring(runner):
-            super()._save_checkpoint_with_step(runner, step, meta)
+            hub = runner.message_hub
+            if self.max_keep_ckpts > 0 and not (
+                    self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+                # (a best save calls this again for the same step)
+                if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                    old = self.keep_ckpt_ids.popleft()
+                    if is_main_process():
+                        self._remove(runner, self.filename_tmpl.format(old))
+                self.keep_ckpt_ids.append(step)
+                hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+            filename = self.filename_tmpl.format(step)
+            self.last_ckpt = self.file_backend.join_path(self.out_dir,
+                                                         filename)
+            # the checkpoint's message hub names itself (mmengine's order)
+            hub.update_info('last_ckpt', self.last_ckpt)
+            try:
+                runner.save_checkpoint(
+                    self.out_dir, filename, self.file_client_args,
+                    save_optimizer=self.save_optimizer,
+                    save_param_scheduler=self.save_param_scheduler,
+                    meta=meta, by_epoch=self.by_epoch,
+                    backend_args=self.backend_args, **self.args)
+            except BaseException:
+                hub.update_info('last_ckpt', self._last_good)
+                raise
+            self._last_good = self.last_ckpt
+            if is_main_process():
+                # like mmengine: the pointer is in work_dir, whatever out_dir
+                pointer = osp.join(runner.work_dir, 'last_checkpoint')
+                real = self._deferred.backend
+                backend = real if isinstance(real, LocalBackend) \
+                    else LocalBackend()
+                backend.put_text(str(self.last_ckpt), pointer)
 
     def _save_best_checkpoint(self, runner, metrics) -> None:
+        if self.save_best and self._hold_back(runner, 'A best checkpoint'):
+            return
         with self._deferring(runner):
             super()._save_best_checkpoint(runner, metrics)
