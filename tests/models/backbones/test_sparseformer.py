@@ -251,3 +251,24 @@ def test_zoo_entries_are_stage_lists_and_short_form_is_the_same_model():
                  cortex_depth=8, num_points=36)
     assert SparseFormer.parse_arch(short) == SparseFormer.parse_arch('tiny')
     assert SparseFormer.arch_name(short) == "'tiny'"
+
+
+def test_the_stem_runs_the_conv_it_builds():
+    """The video stem's conv is stored as a (C, 3, 1, 7, 7) kernel (the
+    video checkpoints' layout) and runs each frame through the image
+    stem's computation; its own stride and padding are what run."""
+    from sparseformer_mm.models import EarlyConvolution
+    image, video = EarlyConvolution(8, ndim=2), EarlyConvolution(8, ndim=3)
+    assert video.conv1.weight.shape == (8, 3, 1, 7, 7)
+    with torch.no_grad():
+        image.conv1.weight.copy_(video.conv1.weight.squeeze(2))
+        image.conv1.bias.copy_(video.conv1.bias)
+        clip = torch.randn(2, 3, 3, 32, 48)
+        got = video(clip)
+        want = torch.stack([image(clip[:, :, t]) for t in range(3)], dim=2)
+        torch.testing.assert_close(got, want)
+        assert got.shape == (2, 8, 3, 8, 12)
+        for stem in (image, video):
+            stem.conv1.stride = (1, 1)  # what is built is what runs
+        assert image(clip[:, :, 0]).shape[-2:] == (16, 24)
+        assert video(clip).shape[-2:] == (16, 24)
