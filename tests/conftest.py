@@ -1,13 +1,9 @@
 import os
-import sys
 
 import pytest
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, 'tests'))
-
-import sparseformer_mm  # noqa: E402,F401  (compat fixes + registries)
+import sparseformer_mm  # noqa: F401  (compat fixes + registries)
 
 
 @pytest.fixture(autouse=True)
