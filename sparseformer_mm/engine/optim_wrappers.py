@@ -261,14 +261,12 @@ class AmpOrFp32OptimWrapper(AmpOptimWrapper):
         return f"iteration {int(hub.get_info('iter', 0)) + 1}"
 
 
-def _advice(hub: MessageHub) -> str:
-    """Which checkpoint to go back to, and what to change."""
-    # mmengine's CheckpointHook records each checkpoint it saves (or a
-    # resume restores) as 'last_ckpt'; SafeCheckpointHook records only
-    # checkpoints it wrote, so this is the last good one.
-    last = hub.get_info('last_ckpt')
-    if last:
-        where = (f' The last checkpoint is {last}; resume from it '
+def recovery_advice(last_ckpt: Optional[str]) -> str:
+    """What to do after a non-finite loss or weights: the checkpoint to go
+    back to (``last_ckpt``, the newest one this run wrote or resumed from)
+    and what to change."""
+    if last_ckpt:
+        where = (f' The last checkpoint is {last_ckpt}; resume from it '
                  '(--resume --cfg-options optim_wrapper.optimizer.lr=...) '
                  'with a lower learning rate')
     else:
@@ -278,6 +276,13 @@ def _advice(hub: MessageHub) -> str:
             'instead of fp16.')
 
 
+def _advice(hub: MessageHub) -> str:
+    # mmengine's CheckpointHook records each checkpoint it saves (or a
+    # resume restores) as 'last_ckpt'; SafeCheckpointHook records only
+    # checkpoints it wrote, so this is the last good one.
+    return recovery_advice(hub.get_info('last_ckpt'))
+
+
 __all__ = ['AmpOrFp32OptimWrapper', 'NonFiniteLossError',
            'NonFiniteWeightsError', 'SKIPPED_STEPS_KEY', 'amp_available',
-           'non_finite_tensors']
+           'non_finite_tensors', 'recovery_advice']

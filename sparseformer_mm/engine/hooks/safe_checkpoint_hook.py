@@ -18,7 +18,8 @@ from mmengine.runner import Runner
 from ...checkpoint_safety import AtomicLocalBackend, remove_stale_temporaries
 from ..checkpoint_load import checkpoint_to_load
 from ..optim_wrappers import (SKIPPED_STEPS_KEY, NonFiniteLossError,
-                              NonFiniteWeightsError, non_finite_tensors)
+                              NonFiniteWeightsError, non_finite_tensors,
+                              recovery_advice)
 
 PENDING_KEY = 'pending_ckpt_removals'
 
@@ -299,31 +300,20 @@ class SafeCheckpointHook(CheckpointHook):
         if not bad:
             return
         meta = checkpoint.get('meta') or {}
-        last = self._last_good
         raise NonFiniteWeightsError(
             f'{len(bad)} weight tensor(s) are non-finite (e.g. {bad[0]}) at '
             f"epoch {meta.get('epoch')}, iteration {meta.get('iter')}: a "
-            'step overflowed them, so this checkpoint was not written. '
-            + (f'The last checkpoint is {last}; resume from it '
-               '(--resume --cfg-options optim_wrapper.optimizer.lr=...) '
-               'with a lower learning rate' if last else
-               'There is no checkpoint of this run yet; start again with a '
-               'lower learning rate (optim_wrapper.optimizer.lr)')
-            + ', gradient clipping (optim_wrapper.clip_grad) or bf16 instead '
-            'of fp16.')
+            'step overflowed them, so this checkpoint was not written.'
+            + recovery_advice(self._last_good))
 
     def after_train(self, runner) -> None:
         super().after_train(runner)
         if self._held_back:
-            last = self._last_good
             raise NonFiniteLossError(
                 f'Training ended after {self._held_back} step(s) in a row '
                 'skipped for non-finite losses, so its last weights were not '
-                'saved (they may be ruined). The last good checkpoint is '
-                f"{last or 'none (no checkpoint was saved)'}; resume from it "
-                'with a lower learning rate (--resume --cfg-options '
-                'optim_wrapper.optimizer.lr=...) or gradient clipping '
-                '(optim_wrapper.clip_grad).')
+                'saved (they may be ruined).'
+                + recovery_advice(self._last_good))
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         """mmengine's, with the pointer written through the file backend
