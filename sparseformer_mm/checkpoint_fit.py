@@ -1,8 +1,11 @@
 """Whether a checkpoint's weights fit a model, and what to set when not.
 
 The messages every loader shows (``load_from``, ``tools/test.py``,
-``tools/infer.py``, a video backbone's ``pretrained``).
+``tools/infer.py``, a video backbone's ``pretrained``, an ``init_cfg`` of
+type ``Pretrained``).
 """
+import os.path as osp
+import re
 from collections import OrderedDict
 from typing import Callable, Optional
 
@@ -239,6 +242,12 @@ def model_fit_message(model, sd: StateDict, path: str) -> Optional[str]:
             f'{_key_summary(missing, unexpected, bad)}.')
 
 
+def without_partial_hint(msg: str) -> str:
+    """A :func:`checkpoint_fit_error` message without its "To load only
+    what fits anyway" hint (for the warning of a partial load)."""
+    return msg.split(' To load only')[0]
+
+
 def check_is_checkpoint(path: str) -> None:
     """Raise ``ValueError`` when ``path`` is not a file ``torch.save``
     wrote (a zip archive, or a legacy pickle), e.g. a text or log file,
@@ -266,3 +275,78 @@ def checkpoint_fit_error(model, path: str, where: str = 'runner'
     sd = model_state_dict(load_weights_only(path), path)
     msg = model_fit_message(model, sd, path)
     return None if msg is None else f'{msg} {PARTIAL_HINT[where]}'
+
+
+# ---------------------------------------------------------------------------
+# init_cfg=dict(type='Pretrained'): what mmengine's non-strict load leaves out
+# ---------------------------------------------------------------------------
+def _pretrained_cfgs(init_cfg) -> list:
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    return [c for c in cfgs
+            if isinstance(c, dict) and c.get('type') == 'Pretrained']
+
+
+def _layer_span(keys) -> str:
+    """``'layers.0-5'`` style summary of the numbered blocks in ``keys``."""
+    spans = {}
+    for k in keys:
+        m = re.match(r'(.*?layers)\.(\d+)\.', k)
+        if m:
+            spans.setdefault(m[1], set()).add(int(m[2]))
+    return ', '.join(f'{name}.{min(ids)}-{max(ids)}'
+                     for name, ids in sorted(spans.items())) or 'none'
+
+
+def pretrained_init_error(model) -> Optional[str]:
+    """``None`` unless an ``init_cfg`` of type ``Pretrained`` in ``model``
+    would leave a parameter unloaded that must come from it: a frozen one
+    (``requires_grad=False``) or one the model lists in its
+    ``inherited_parameters()`` (e.g. a bootstrapped student's ViT blocks).
+    mmengine's ``Pretrained`` init loads non-strictly, so such a parameter
+    would stay random for the whole run; the message says what to set.
+
+    Names are compared (a missing key); shapes are left to the module's
+    load pre-hooks (e.g. a resized position embedding) and mmengine's log.
+    """
+    required = {n for n, p in model.named_parameters() if not p.requires_grad}
+    inherited = getattr(model, 'inherited_parameters', None)
+    if callable(inherited):
+        required |= set(inherited())
+    if not required:
+        return None
+    for name, module in model.named_modules():
+        prefix = f'{name}.' if name else ''
+        for cfg in _pretrained_cfgs(getattr(module, 'init_cfg', None)):
+            need = [k for k, _ in module.named_parameters()
+                    if prefix + k in required]
+            path = str(cfg.get('checkpoint') or '')
+            if not need or '://' in path:
+                continue
+            where = f'model.{prefix}init_cfg'
+            if not osp.isfile(osp.expanduser(path)):
+                return (f'{where}.checkpoint={path} does not exist; it should '
+                        f'hold the weights of model.{prefix or "*"} (e.g. '
+                        f'{prefix}{need[0]}). Set {where}.checkpoint to '
+                        'that file.')
+            sd = model_state_dict(load_weights_only(osp.expanduser(path)),
+                                  path)
+            sub = cfg.get('prefix')
+            if sub:
+                sub = sub if sub.endswith('.') else sub + '.'
+                sd = {k[len(sub):]: v for k, v in sd.items()
+                      if k.startswith(sub)}
+            missing = [k for k in need if k not in sd]
+            if not missing:
+                continue
+            return (f"{where}=dict(type='Pretrained', checkpoint={path}) "
+                    f'leaves {len(missing)} frozen or inherited parameter(s) '
+                    f'unloaded (e.g. {prefix}{missing[0]}; the file has '
+                    f'{_layer_span(sd)}, the model {_layer_span(need)}): '
+                    "mmengine's Pretrained init loads non-strictly, so they "
+                    'would stay random for the whole run. Use a checkpoint '
+                    'that holds them, e.g. for a bootstrapped student '
+                    'convert the teacher with the arch of the config '
+                    '(python tools/model_converters/vit_to_sparseformer.py '
+                    'TEACHER.pth OUT.pth --arch ARCH, or a custom arch with '
+                    'its depth), or set the config\'s arch to the file\'s.')
+    return None

@@ -1,13 +1,17 @@
 """Minimal, explicit fixes for defects of today's upstream stack.
 
 ``apply_all()`` runs on ``import sparseformer_mm``. One function per defect;
-each is idempotent and says which upstream bug it works around.
+each is idempotent and says which upstream bug it works around. Nothing
+else in the package changes an upstream module.
 """
 import importlib.metadata
 import importlib.util
 import os.path as osp
+import pickle
 import sys
 import types
+
+import torch
 
 _applied = set()
 
@@ -119,7 +123,91 @@ def fix_mmengine_pkg_resources() -> None:
         hub.get_installed_path = get_installed_path
 
 
+# --------------------------------------------------------------------------
+# 3. mmengine 0.10.7 loads local checkpoints with a plain ``torch.load``
+#    (``runner/checkpoint.py: load_from_local``); under torch >= 2.6's
+#    ``weights_only=True`` default its own checkpoints no longer load
+#    (``HistoryBuffer``, then numpy globals: open-mmlab/mmengine issue 1655).
+#    The upstream proposal (PR 1650, unmerged) passes ``weights_only=False``,
+#    which lets any downloaded file run code. Here every local checkpoint,
+#    resumes included, loads weights-only with an allow-list of the inert
+#    types mmengine's checkpoints hold.
+# --------------------------------------------------------------------------
+def _history_buffer_getattr(obj, name):
+    """Stand-in for ``getattr`` while unpickling: HistoryBuffer pickles its
+    statistics methods as ``getattr(HistoryBuffer, 'mean')``; nothing else
+    may be looked up."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and name in ('min', 'max', 'mean', 'current'):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in a weights-only load')
+
+
+def mmengine_safe_globals() -> list:
+    """The inert types in mmengine checkpoints (no code runs on load): the
+    message hub's ``HistoryBuffer`` and numpy arrays, scalars and dtypes
+    (metrics, seeds, numpy random states)."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+    allowed = [HistoryBuffer, np.ndarray, np.dtype,
+               (_history_buffer_getattr, '__builtin__.getattr'),
+               (_history_buffer_getattr, 'builtins.getattr')]
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    allowed += [_reconstruct, scalar]
+    allowed += [type(np.dtype(t)) for t in (
+        'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64',
+        'uint8', 'uint16', 'uint32', 'uint64', 'bool')]
+    return allowed
+
+
+def load_weights_only(filename, map_location='cpu'):
+    """``torch.load`` with ``weights_only=True`` and mmengine's inert types.
+
+    Raises:
+        RuntimeError: naming the file and what to do when it holds anything
+            else (e.g. pickled code objects).
+    """
+    try:
+        with torch.serialization.safe_globals(mmengine_safe_globals()):
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError wrapped variously
+        if 'weights_only' not in str(e) and 'Unsupported global' not in str(e):
+            raise
+        raise RuntimeError(
+            f'Refused to unpickle {filename}: it holds objects other than '
+            f'tensors and plain data. Checkpoints load weights-only (only '
+            f"tensors, plain data and mmengine's inert types), so a file "
+            f'that would run code on loading is never opened. If you trust '
+            f"the file, extract its weights (e.g. torch.save(ckpt"
+            f"['state_dict'], ...)) in a Python session you control. "
+            f'Original error: {e}') from e
+
+
+def load_from_local(filename, map_location):
+    """mmengine's local-path checkpoint loader, weights-only."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return load_weights_only(filename, map_location)
+
+
+@_once
+def fix_mmengine_weights_only_load() -> None:
+    """Register :func:`load_from_local` as mmengine's loader of local
+    paths (the scheme ``''``); URLs keep mmengine's loaders, which go
+    through torch's own weights-only default."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
+                                     force=True)
+
+
 def apply_all() -> None:
     """Apply every fix (idempotent)."""
     fix_mmaction_missing_drn()
     fix_mmengine_pkg_resources()
+    fix_mmengine_weights_only_load()

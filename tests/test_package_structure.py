@@ -81,3 +81,60 @@ def test_package_holds_no_command_line_code():
                     and getattr(node.test.left, 'id', '') == '__name__':
                 offenders.append(f'{name}: has a __main__ block')
     assert not offenders, offenders
+
+
+def _is_hook_name(node) -> bool:
+    """``'FooHook'``, ``type(h).__name__`` or a ``FooHook`` class name."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value.endswith('Hook')
+    if isinstance(node, ast.Attribute) and node.attr == '__name__':
+        return isinstance(node.value, ast.Call) and getattr(
+            node.value.func, 'id', '') == 'type'
+    name = getattr(node, 'id', getattr(node, 'attr', ''))
+    return name.endswith('Hook') and name != 'Hook'
+
+
+def test_components_keep_out_of_each_others_privates():
+    """No module assigns a private attribute of another object (such as
+    ``runner._load_from = ...``) or looks another hook up by its class or
+    name, and no hook module imports another hook module: components meet
+    only on mmengine's public seams."""
+    offenders = []
+    for name, path in _modules().items():
+        tree = ast.parse(open(path).read())
+        is_hook = '.engine.hooks.' in name and name.endswith('_hook')
+        for node in ast.walk(tree):
+            targets = []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                targets = [node.target]
+            elif (isinstance(node, ast.Call)
+                  and getattr(node.func, 'id', '') == 'setattr'
+                  and len(node.args) > 1
+                  and isinstance(node.args[1], ast.Constant)
+                  and str(node.args[1].value).startswith('_')):
+                offenders.append(f'{name}:{node.lineno}: '
+                                 f'{ast.unparse(node)}')
+            for target in targets:
+                for sub in ast.walk(target):
+                    if (isinstance(sub, ast.Attribute)
+                            and sub.attr.startswith('_')
+                            and not sub.attr.startswith('__')
+                            and getattr(sub.value, 'id', '') not in (
+                                'self', 'cls')):
+                        offenders.append(f'{name}:{node.lineno}: assigns '
+                                         f'{ast.unparse(sub)}')
+            if isinstance(node, ast.Compare) and any(
+                    map(_is_hook_name, [node.left, *node.comparators])):
+                offenders.append(f'{name}:{node.lineno}: compares with a '
+                                 f'hook name: {ast.unparse(node)}')
+            if (isinstance(node, ast.Call)
+                    and getattr(node.func, 'id', '') == 'isinstance'
+                    and len(node.args) == 2 and _is_hook_name(node.args[1])):
+                offenders.append(f'{name}:{node.lineno}: {ast.unparse(node)}')
+            if is_hook and isinstance(node, ast.ImportFrom) and (
+                    node.module or '').endswith('_hook'):
+                offenders.append(f'{name}:{node.lineno}: imports the hook '
+                                 f'module {node.module}')
+    assert not offenders, offenders

@@ -20,6 +20,7 @@ from sparseformer_mm.checkpoint_fit import (  # noqa: E402
     PARTIAL_HINT, CheckpointMismatchError, check_is_checkpoint)
 from sparseformer_mm.datasets.checked_dataset import \
     path_problem  # noqa: E402
+from sparseformer_mm.engine import checkpoint_to_load  # noqa: E402
 
 
 def parse_args():
@@ -48,11 +49,11 @@ def parse_args():
 
 
 def require_fit_check(cfg, partial: bool) -> None:
-    """Make sure ``CheckpointFitHook`` checks the checkpoint (configs that
+    """Make sure ``CheckpointLoadHook`` checks the checkpoint (configs that
     do not use our runtimes lack it); ``--partial-load`` relaxes it."""
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == 'CheckpointFitHook' for h in hooks):
-        hooks.append(dict(type='CheckpointFitHook'))
+    if not any(h.get('type') == 'CheckpointLoadHook' for h in hooks):
+        hooks.append(dict(type='CheckpointLoadHook'))
     cfg.custom_hooks = hooks
     if partial:
         cfg.partial_load = True
@@ -69,7 +70,8 @@ def main():
     except ValueError as e:
         sys.exit(f'error: {e}')
     cfg = load_config(args)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = checkpoint_to_load(cfg.work_dir, args.checkpoint)
+    cfg.resume = False
     require_fit_check(cfg, args.partial_load)
     if args.show_dir is not None:
         vis = cfg.default_hooks.setdefault(

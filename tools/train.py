@@ -1,10 +1,11 @@
 """Train a model with an mmpretrain / mmaction2 config (mmaction2's CLI).
 
 Everything a run needs is in the config and its registered components
-(AMP or fp32 by machine, per-epoch reseeding, skipping the backbone's
-pretrained file on resume): mmaction2's or mmpretrain's ``tools/train.py``,
-``mim train`` and ``Runner.from_cfg(cfg).train()`` train the same way. This
-tool adds the options below and distributed runs on CPU (gloo).
+(AMP or fp32 by machine, per-epoch reseeding, which checkpoint a resume
+loads and at which learning rate): mmaction2's or mmpretrain's
+``tools/train.py``, ``mim train`` and ``Runner.from_cfg(cfg).train()``
+train the same way. This tool adds the options below and distributed runs
+on CPU (gloo).
 """
 import argparse
 import os
@@ -18,9 +19,10 @@ from cli_utils import (check_amp_device, load_config,  # noqa: E402
                        setup_cpu_distributed, teardown_distributed)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
 
 import sparseformer_mm  # noqa: E402,F401  (compat fixes, registries)
+from sparseformer_mm.engine import checkpoint_to_load  # noqa: E402
 
 AMP_CAPABLE = ('OptimWrapper', 'AmpOptimWrapper', 'AmpOrFp32OptimWrapper')
 
@@ -72,7 +74,7 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if (int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')) > 0
-            and find_latest_checkpoint(cfg.work_dir)):
+            and checkpoint_to_load(cfg.work_dir, resume=True)):
         # torchrun --max-restarts restarted the job after a failure: carry
         # on from the latest checkpoint of this run (not from a --resume
         # PATH given at the first start) instead of starting over.

@@ -6,36 +6,32 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # CheckpointHook that deletes old checkpoints only after the new one and
-    # last_checkpoint are on disk (a kill while saving loses nothing)
-    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3),
+    # CheckpointHook that writes checkpoints and last_checkpoint whole (the
+    # atomic_local file backend: temporary file, fsync, rename), deletes old
+    # ones only after the new one, and never saves NaN weights or weights
+    # from inside a run of skipped NaN steps (a kill while saving loses
+    # nothing)
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3,
+                    backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
 custom_hooks = [
-    # Keeps the sampling-coordinate gradient clip right under fp16 AMP.
-    dict(type='SamplingGradScaleHook'),
     # reseeds python / numpy / torch per epoch and saves the sampler and
     # worker seeds: a resumed run draws what an unbroken one would
     dict(type='RNGStateHook'),
-    # resume / load_from: the checkpoint holds the weights, so the
-    # backbone's `pretrained` file is neither read nor required
-    dict(type='SkipPretrainedOnLoadHook'),
     # labels vs the head's num_classes before the run; samples replaced by
     # a SkipBadSamples dataset wrapper logged, limited to 1 % of an epoch
     dict(type='DataCheckHook', max_bad_fraction=0.01),
-    # a NaN / inf loss stops training before it reaches the weights
-    # (action='skip' drops such steps instead)
-    dict(type='NonFiniteLossHook', action='raise'),
     # one training run per work dir (first of all: priority HIGHEST); a
     # killed run's lock is taken over
     dict(type='WorkDirLockHook'),
-    # --resume: checks last_checkpoint (empty / missing file / copied work
-    # dir) and lets --cfg-options optim_wrapper.optimizer.lr=... win
-    dict(type='ResumeCheckHook'),
-    # load_from / resume / test with weights that do not fit the model: an
-    # error saying what to set (partial_load=True loads what fits)
-    dict(type='CheckpointFitHook'),
+    # what loads: --resume checks last_checkpoint (empty / missing file /
+    # copied work dir); weights that do not fit the model are an error
+    # saying what to set (partial_load=True loads what fits); the backbone's
+    # `pretrained` file is not read when a checkpoint loads; a resume takes
+    # --cfg-options optim_wrapper.optimizer.lr=...
+    dict(type='CheckpointLoadHook'),
     # a batch padded to more than 4x its smallest input's area: a warning
     # naming the largest file (resize in the pipeline)
     dict(type='BatchPaddingHook', max_factor=4.0),

@@ -1,6 +1,7 @@
 """Bootstrapping a SparseFormer from a pre-trained ViT, without labels
 (Gao et al., "Bootstrapping SparseFormers from Vision Foundation Models",
 CVPR 2024)."""
+import os.path as osp
 from typing import List, Optional
 
 import torch
@@ -35,8 +36,9 @@ class BootstrapDistiller(BaseModel):
             ``ImageClassifier`` (its ``extract_feat`` is the representation,
             e.g. a ``VisionTransformer`` with ``out_type='cls_token'``) or a
             ``TimmClassifier`` (timm's ``pre_logits``).
-        teacher_checkpoint (str, optional): teacher weights (loaded
-            weights-only, strictly).
+        teacher_checkpoint (str): teacher weights (loaded weights-only,
+            strictly). Required for training: without it the student would
+            learn a random teacher's representation.
         frozen_blocks (int, optional): how many of the student's last
             blocks stay frozen. Defaults to half of the inherited blocks
             (the ViT's last third).
@@ -82,6 +84,7 @@ class BootstrapDistiller(BaseModel):
         if not 0 <= frozen_blocks <= len(inherited):
             raise ValueError(f'frozen_blocks={frozen_blocks}: the student '
                              f'has {len(inherited)} inherited blocks.')
+        self.inherited_layers = inherited
         self.frozen_layers = inherited[len(inherited) - frozen_blocks:]
         frozen = [backbone.layers[i] for i in self.frozen_layers]
         frozen += [m for m in (self.student.neck, self.student.head)
@@ -90,12 +93,35 @@ class BootstrapDistiller(BaseModel):
             for p in module.parameters():
                 p.requires_grad_(False)
 
+    def inherited_parameters(self) -> List[str]:
+        """The student's parameters that come from the ViT: its inherited
+        blocks, the neck (final norm) and the head. The student's
+        ``init_cfg`` checkpoint must hold them (``CheckpointLoadHook``
+        stops a run whose checkpoint lacks one)."""
+        blocks = tuple(f'student.backbone.layers.{i}.'
+                       for i in self.inherited_layers)
+        return [n for n, _ in self.named_parameters()
+                if n.startswith(blocks + ('student.neck.', 'student.head.'))]
+
     def init_weights(self) -> None:
+        path = self.teacher_checkpoint
+        if not path:
+            raise ValueError(
+                'model.teacher_checkpoint is not set: the teacher would be '
+                'randomly initialised and the student would learn a random '
+                "representation. Set model.teacher_checkpoint to the "
+                "teacher's weights (the ViT the student's init_cfg "
+                'checkpoint was converted from).')
+        if '://' not in path and not osp.isfile(osp.expanduser(path)):
+            raise FileNotFoundError(
+                f"model.teacher_checkpoint={path}: the teacher's checkpoint "
+                "does not exist. Set model.teacher_checkpoint to the "
+                "teacher's weights (the ViT the student's init_cfg "
+                'checkpoint was converted from).')
         super().init_weights()
-        if self.teacher_checkpoint:
-            ckpt = load_weights_only(self.teacher_checkpoint)
-            state = ckpt.get('state_dict', ckpt)
-            self.teacher.load_state_dict(state, strict=True)
+        ckpt = load_weights_only(osp.expanduser(path))
+        state = ckpt.get('state_dict', ckpt)
+        self.teacher.load_state_dict(state, strict=True)
 
     def train(self, mode: bool = True):
         super().train(mode)

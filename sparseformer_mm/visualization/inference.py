@@ -15,7 +15,8 @@ from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import load_checkpoint
 from torch import nn
 
-from ..checkpoint_fit import CheckpointMismatchError, checkpoint_fit_error
+from ..checkpoint_fit import (CheckpointMismatchError, checkpoint_fit_error,
+                              without_partial_hint)
 from ..datasets.checked_dataset import path_problem
 from ..utils.model_utils import unwrap_model
 
@@ -29,11 +30,11 @@ def init_model(config: Union[str, Config],
                partial: bool = False) -> nn.Module:
     """Build an ``ImageClassifier`` / ``Recognizer3D`` from a config.
 
-    Weights are loaded with mmengine's ``load_checkpoint`` (weights-only
-    under ``sparseformer_mm.compat``), strictly: a checkpoint that does not
-    fit the model (another arch or ``replicates``, an image checkpoint for
-    a video config, another number of classes) raises
-    :class:`~sparseformer_mm.checkpoint_formats.CheckpointMismatchError`
+    Weights are loaded with mmengine's ``load_checkpoint`` (weights-only:
+    ``sparseformer_mm.compat``), strictly: a checkpoint that does not fit
+    the model (another arch or ``replicates``, an image checkpoint for a
+    video config, another number of classes) raises
+    :class:`~sparseformer_mm.checkpoint_fit.CheckpointMismatchError`
     saying what to set. A video backbone's ``pretrained`` image checkpoint
     is not read: the weights come from ``checkpoint``. The returned model
     is in eval mode and carries the config as ``model.cfg``.
@@ -70,8 +71,8 @@ def init_model(config: Union[str, Config],
         if msg is not None:
             if not partial:
                 raise CheckpointMismatchError(msg)
-            warnings.warn(msg.split(' To load only')[0] + ' Loading only '
-                          'the weights that fit (partial=True).')
+            warnings.warn(without_partial_hint(msg) + ' Loading only the '
+                          'weights that fit (partial=True).')
         load_checkpoint(model, checkpoint, map_location='cpu',
                         strict=not partial, logger='silent')
     model.cfg = cfg

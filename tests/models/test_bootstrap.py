@@ -138,3 +138,83 @@ def test_a_bootstrapping_checkpoint_seeds_the_video_model(tmp_path):
                        r"first keys are \['teacher.x'\]"):
         VideoSparseFormer(arch=arch, replicates=2,
                           pretrained=str(tmp_path / 'other.pth')).init_weights()
+
+
+# --------------------------------------------------------------------------
+# What the student and the teacher start from (issue 23 item 2)
+# --------------------------------------------------------------------------
+def _vit_file(path, num_layers):
+    """A teacher ViT of ``num_layers`` blocks, saved as mmpretrain does."""
+    from mmpretrain.registry import MODELS
+    cfg = copy.deepcopy(TEACHER)
+    cfg['backbone']['arch']['num_layers'] = num_layers
+    torch.save({'state_dict': MODELS.build(cfg).state_dict()}, path)
+    return str(path)
+
+
+def _convert(vit, out):
+    """The student's initial weights, by tools/model_converters."""
+    import importlib.util
+    import os.path as osp
+    script = osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'tools', 'model_converters',
+        'vit_to_sparseformer.py')
+    spec = importlib.util.spec_from_file_location('vit_to_sparseformer',
+                                                  script)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main([vit, str(out), '--num-tokens', '8', '--focus-dims', '64',
+               '--source-heads', '2'])
+    return str(out)
+
+
+def _student_run(tmp_path, name, teacher, student_init):
+    make_shape_dataset(str(tmp_path / 'shapes'), num_train=4, num_val=1)
+    cfg = config(str(tmp_path / 'shapes'), str(tmp_path / name))
+    cfg.train_cfg.max_epochs = 1
+    cfg.model.teacher_checkpoint = teacher
+    cfg.model.student.init_cfg = dict(type='Pretrained',
+                                      checkpoint=student_init)
+    cfg.custom_hooks = [dict(type='CheckpointLoadHook')]  # as the runtimes
+    cfg.experiment_name = name
+    return Runner.from_cfg(cfg)
+
+
+def test_a_student_initialised_from_another_vit_depth_stops(tmp_path):
+    """The config's student inherits 4 blocks of a 6-block ViT; its init
+    checkpoint was converted from a 3-block ViT: the frozen blocks would
+    stay random (mmengine loads init_cfg non-strictly), so the run stops
+    before training, naming the key and the converter."""
+    from sparseformer_mm.checkpoint_fit import CheckpointMismatchError
+    six = _vit_file(tmp_path / 'vit6.pth', 6)
+    good = _convert(six, tmp_path / 'init6.pth')
+    wrong = _convert(_vit_file(tmp_path / 'vit3.pth', 3),
+                     tmp_path / 'init3.pth')
+    runner = _student_run(tmp_path, 'wrong', six, wrong)
+    with pytest.raises(CheckpointMismatchError) as info:
+        runner.train()
+    msg = str(info.value)
+    assert f"model.student.init_cfg=dict(type='Pretrained', checkpoint=" \
+        f'{wrong}) leaves ' in msg, msg
+    assert 'frozen or inherited parameter(s) unloaded' in msg
+    assert 'vit_to_sparseformer.py' in msg and '--arch' in msg
+    # converted from the teacher itself: it trains, from those weights
+    runner = _student_run(tmp_path, 'good', six, good)
+    runner.train()
+    init = torch.load(good, weights_only=True)['state_dict']
+    bb = runner.model.student.backbone
+    last = f'backbone.layers.{len(bb.layers) - 1}.attn.qkv.weight'
+    assert torch.equal(runner.model.student.state_dict()[last], init[last])
+
+
+def test_the_teacher_must_be_given_and_exist(tmp_path):
+    six = _vit_file(tmp_path / 'vit6.pth', 6)
+    init = _convert(six, tmp_path / 'init6.pth')
+    with pytest.raises(ValueError, match='model.teacher_checkpoint is not '
+                       'set: the teacher would be randomly initialised'):
+        _student_run(tmp_path, 'none', None, init).train()
+    gone = str(tmp_path / 'teacher_gone.pth')
+    with pytest.raises(FileNotFoundError,
+                       match=f"model.teacher_checkpoint={gone}: the "
+                       "teacher's checkpoint does not exist"):
+        _student_run(tmp_path, 'gone', gone, init).train()

@@ -1,11 +1,12 @@
-"""Every way a checkpoint from elsewhere enters the project loads it
-weights-only: a pickle whose ``__reduce__`` would create a marker file is
-refused with a clear error, and the marker never appears.
+"""Every way a checkpoint enters the project loads it weights-only: a
+pickle whose ``__reduce__`` would create a marker file is refused with a
+clear error, and the marker never appears.
 
-The rule: external files (``load_from``, ``--resume PATH`` outside the
-work_dir, ``init_cfg`` Pretrained, ``backbone.pretrained``, the converters,
-tools/test.py and tools/infer.py) are weights-only; only ``Runner.resume``
-inside the run's own work_dir unpickles fully (tests/test_compat.py).
+The rule: every local file (``load_from``, ``--resume PATH``, ``init_cfg``
+Pretrained, ``backbone.pretrained``, the converters, tools/test.py and
+tools/infer.py) is weights-only; a resume of the run's own checkpoint too
+(tests/test_compat.py: refused there as well, while mmengine's own
+checkpoints resume, as every crash and kill test does).
 """
 import os
 import os.path as osp
@@ -73,6 +74,7 @@ def shapes_options(tmp_path_factory):
         for split in ('train', 'val', 'test')]
 
 
+@pytest.mark.slow
 def test_tools_test_py(evil, tmp_path, shapes_options):
     ckpt, marker = evil
     _assert_refused(_run(['tools/test.py', IMAGE_CFG, ckpt, '--work-dir',
@@ -80,15 +82,17 @@ def test_tools_test_py(evil, tmp_path, shapes_options):
                          tmp_path), marker)
 
 
+@pytest.mark.slow
 def test_tools_train_py_foreign_resume(evil, tmp_path, shapes_options):
-    # --resume PATH outside the work_dir is as foreign as load_from (whose
-    # path, Runner.load_checkpoint, tools/test.py takes above).
+    # --resume PATH goes through Runner.resume (load_from through
+    # Runner.load_checkpoint: tools/test.py above).
     ckpt, marker = evil
     _assert_refused(_run(['tools/train.py', IMAGE_CFG, '--work-dir',
                           str(tmp_path / 'work'), '--resume', ckpt]
                          + shapes_options, tmp_path), marker)
 
 
+@pytest.mark.slow
 def test_tools_infer_py(evil, tmp_path):
     ckpt, marker = evil
     video = tmp_path / 'any.mp4'
