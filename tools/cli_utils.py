@@ -181,21 +181,25 @@ def setup_cpu_distributed(cfg: Config) -> bool:
 
 
 def check_amp_device(cfg: Config) -> None:
-    """Fail early, saying why, when a config requires AMP (``--amp`` or
-    ``type='AmpOptimWrapper'``) on a machine without an accelerator.
+    """Fail early, saying why, when a config requires AMP (``--amp``,
+    ``AmpOrFp32OptimWrapper(amp=True)`` or ``type='AmpOptimWrapper'``) on a
+    machine without an accelerator.
 
     mmengine only asserts when ``Runner.train()`` builds the wrapper, after
     the datasets are built and, distributed, every rank has joined the
-    process group. ``AmpOrFp32OptimWrapper`` (the configs' choice) falls back
-    to fp32 instead and passes.
+    process group. ``AmpOrFp32OptimWrapper`` (the configs' choice, with
+    ``amp='auto'``) falls back to fp32 instead and passes.
     """
-    optim_type = (cfg.get('optim_wrapper') or {}).get('type', 'OptimWrapper')
-    if optim_type == 'AmpOptimWrapper' and not amp_available():
+    optim = cfg.get('optim_wrapper') or {}
+    optim_type = optim.get('type', 'OptimWrapper')
+    required = optim_type == 'AmpOptimWrapper' or (
+        optim_type == 'AmpOrFp32OptimWrapper' and optim.get('amp') is True)
+    if required and not amp_available():
         raise RuntimeError(
             'Mixed precision (--amp / AmpOptimWrapper) needs a GPU, but none '
             'is available; drop --amp to train in fp32, or set '
-            "optim_wrapper.type='AmpOrFp32OptimWrapper' (AMP with a GPU, "
-            'fp32 without).')
+            "optim_wrapper.type='AmpOrFp32OptimWrapper' with amp='auto' (AMP "
+            'with a GPU, fp32 without).')
 
 
 def teardown_distributed() -> None:

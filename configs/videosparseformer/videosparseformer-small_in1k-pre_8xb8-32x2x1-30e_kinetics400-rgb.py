@@ -112,8 +112,9 @@ test_evaluator = val_evaluator
 
 # schedule: AdamW with linear warm-up and cosine decay, per iteration
 optim_wrapper = dict(
-    # AMP (AmpOptimWrapper) with a GPU; fp32 (OptimWrapper) without one,
-    # with a line in the log. 'AmpOptimWrapper' would require a GPU.
+    # AMP with a GPU; fp32 without one, with a line in the log (amp=True
+    # would require a GPU). A NaN / inf loss stops training before it
+    # reaches the weights (non_finite_loss='skip' drops such steps instead).
     type='AmpOrFp32OptimWrapper',
     # Dynamic scaling from 2^10 rather than 2^16: right after inflation the
     # temporal offsets have zero spread and their (standardised) gradients

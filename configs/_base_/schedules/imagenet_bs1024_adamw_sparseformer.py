@@ -1,6 +1,10 @@
 # AdamW, lr 5e-4 x batch/512 (1e-3 at 1024), 20 warm-up epochs from 1e-6,
 # cosine to 1e-5 over 300 epochs, stepped per iteration, grad clip 5.0.
 optim_wrapper = dict(
+    # fp32 everywhere (amp='auto': AMP with a GPU); a NaN / inf loss stops
+    # training before it reaches the weights (non_finite_loss='skip' drops
+    # such steps instead)
+    type='AmpOrFp32OptimWrapper', amp=False, non_finite_loss='raise',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
                    weight_decay=0.05),
     # No decay on 1-D params, biases, LayerNorms and the token RoIs.
