@@ -45,6 +45,7 @@ def released(tmp_path_factory):
     return sd, path
 
 
+@pytest.mark.slow
 def test_released_layout_round_trip_is_exact(released, tmp_path):
     sd, path = released
     dst = tmp_path / 'tiny_mm.pth'
@@ -96,6 +97,7 @@ def test_original_training_checkpoint_with_ema(released, tmp_path):
                        ema['proj.weight'])
 
 
+@pytest.mark.slow
 def test_wrong_file_names_the_unexpected_keys(released, tmp_path):
     sd, _ = released
     bad = dict(sd)

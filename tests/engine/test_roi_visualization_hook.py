@@ -40,6 +40,7 @@ def test_demo_configs_turn_it_on():
     assert HOOKS.get('RoIVisualizationHook') is RoIVisualizationHook
 
 
+@pytest.mark.slow
 def test_drawing_is_imported_only_when_used():
     # A fresh interpreter: this test process has imported the drawing code.
     code = '\n'.join([

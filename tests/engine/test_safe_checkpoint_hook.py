@@ -278,6 +278,7 @@ def _killed_run(work_dir, max_epochs, point, epoch):
     return res.stdout + res.stderr
 
 
+@pytest.mark.slow
 def test_kills_inside_best_saves_keep_a_best_and_resume(tmp_path):
     """One work dir, a chain of real processes each killed inside a best
     save, each resuming the previous one's leftovers."""

@@ -5,9 +5,12 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from data_helpers import make_shape_dataset
+
+pytestmark = pytest.mark.slow  # process-level: see pytest.ini
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TIMEOUT = 300  # a safety net; each run takes ~10 s on 2 cores

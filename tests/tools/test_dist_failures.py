@@ -11,6 +11,8 @@ from test_dist_train import CONFIG, REPO, _env, _run
 from data_helpers import make_shape_dataset
 from sparseformer_mm.checkpoint_safety import load_weights_only
 
+pytestmark = pytest.mark.slow  # process-level: see pytest.ini
+
 # 16 images over 2 ranks, batch 4: 2 iterations per epoch.
 TEST_CONFIG = '''
 _base_ = {base!r}

@@ -7,7 +7,11 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from data_helpers import make_shape_dataset
+
+pytestmark = pytest.mark.slow  # process-level: see pytest.ini
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py'

@@ -18,6 +18,8 @@ from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from data_helpers import make_motion_dataset
 from sparseformer_mm.visualization import init_model, predict
 
+pytestmark = pytest.mark.slow  # process-level: see pytest.ini
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(REPO, 'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py')
 

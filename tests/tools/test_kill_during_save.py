@@ -13,9 +13,12 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from data_helpers import make_shape_dataset
+
+pytestmark = pytest.mark.slow  # process-level: see pytest.ini
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TIMEOUT = 300

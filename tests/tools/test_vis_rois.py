@@ -5,6 +5,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
@@ -12,6 +13,8 @@ from PIL import Image
 
 from data_helpers import make_motion_clip, make_shape_image, write_video
 from sparseformer_mm.visualization.roi_vis import GAP, HEADER
+
+pytestmark = pytest.mark.slow  # process-level: see pytest.ini
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = 'tools/visualizations/vis_rois.py'

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow  # process-level: see pytest.ini
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 IMAGE_CFG = osp.join(REPO, 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py')
 

@@ -123,6 +123,7 @@ def test_backbone_pretrained_inflates_automatically(tmp_path):
         wrong.init_weights()
 
 
+@pytest.mark.slow
 def test_inflate_tool_rejects_short_clips(tmp_path):
     res = subprocess.run([sys.executable, 'tools/model_converters/'
                           'inflate_to_video.py', 'x.pth', str(tmp_path / 'y'),
