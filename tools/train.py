@@ -71,8 +71,10 @@ def merge_args(cfg: Config, args) -> Config:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         assert optim_wrapper in AMP_CAPABLE, (
             f'--amp needs one of {AMP_CAPABLE}, got {optim_wrapper}')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        # the configs' wrapper (loss scale to the backbone, NaN policy),
+        # required to run AMP
+        cfg.optim_wrapper.type = 'AmpOrFp32OptimWrapper'
+        cfg.optim_wrapper.amp = True
     if (int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')) > 0
             and checkpoint_to_load(cfg.work_dir, resume=True)):
         # torchrun --max-restarts restarted the job after a failure: carry
