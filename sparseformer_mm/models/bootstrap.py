@@ -10,6 +10,7 @@ from mmengine.model import BaseModel
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from ..checkpoint_formats import unwrap_state_dict
 from ..checkpoint_safety import load_weights_only
 from .backbones import SparseFormer
 
@@ -119,8 +120,8 @@ class BootstrapDistiller(BaseModel):
                 "teacher's weights (the ViT the student's init_cfg "
                 'checkpoint was converted from).')
         super().init_weights()
-        ckpt = load_weights_only(osp.expanduser(path))
-        state = ckpt.get('state_dict', ckpt)
+        state = unwrap_state_dict(load_weights_only(osp.expanduser(path)),
+                                  path, wrappers=('state_dict', ))
         self.teacher.load_state_dict(state, strict=True)
 
     def train(self, mode: bool = True):

@@ -153,18 +153,17 @@ def _vit_file(path, num_layers):
 
 
 def _convert(vit, out):
-    """The student's initial weights, by tools/model_converters."""
-    import importlib.util
+    """The student's initial weights, by tools/model_converters (run as a
+    user runs it: the script imports the modules beside it by name)."""
     import os.path as osp
-    script = osp.join(osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))), 'tools', 'model_converters',
-        'vit_to_sparseformer.py')
-    spec = importlib.util.spec_from_file_location('vit_to_sparseformer',
-                                                  script)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    tool.main([vit, str(out), '--num-tokens', '8', '--focus-dims', '64',
-               '--source-heads', '2'])
+    import subprocess
+    import sys
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    res = subprocess.run(
+        [sys.executable, 'tools/model_converters/vit_to_sparseformer.py',
+         vit, str(out), '--num-tokens', '8', '--focus-dims', '64',
+         '--source-heads', '2'], cwd=repo, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
     return str(out)
 
 

@@ -109,6 +109,8 @@ def test_model_converters(evil, tmp_path, monkeypatch, tool, extra):
     script = osp.join(REPO, 'tools', 'model_converters', f'{tool}.py')
     monkeypatch.setattr(sys, 'argv',
                         [script, ckpt, str(tmp_path / 'out.pth'), *extra])
+    # as `python script` does: its folder first (it imports its siblings)
+    monkeypatch.syspath_prepend(osp.dirname(script))
     with pytest.raises(SystemExit, match=REFUSED):  # error: ... on stderr
         runpy.run_path(script, run_name='__main__')
     assert not marker.exists()
