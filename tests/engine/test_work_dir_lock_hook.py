@@ -185,6 +185,7 @@ time.sleep(120)
 '''
 
 
+@pytest.mark.slow
 def test_refused_from_cfg_run_puts_back_what_it_wrote(tmp_path):
     """Runner.from_cfg, refused: mmengine dumped its config over the
     holder's (same name) and made a log folder before the lock was

@@ -13,6 +13,7 @@ from sparseformer_mm.models import build_classifier
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('clip', [False, True])
 def test_released_btsp_weights_convert_and_match(tmp_path, clip):
     sd = random_btsp_state_dict(seed=4, clip=clip)

@@ -88,6 +88,7 @@ def test_file_rows_must_be_the_classes(tmp_path):
     assert ZeroShotClsHead(16, EMBED).class_embeddings is None
 
 
+@pytest.mark.slow
 def test_test_tool_refuses_a_file_of_other_classes(setup):
     d, files = setup
     res = _run('tools/test.py', _config(d, d / 'data', files['good']),
@@ -105,6 +106,7 @@ def test_test_tool_refuses_a_file_of_other_classes(setup):
         assert 'accuracy/top1' not in res.stdout + res.stderr
 
 
+@pytest.mark.slow
 def test_train_tool_refuses_a_file_of_other_classes(setup):
     d, files = setup
     res = _run('tools/train.py', _config(d, d / 'data', files['two']),
