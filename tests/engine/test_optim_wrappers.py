@@ -288,3 +288,16 @@ def test_non_finite_weights_are_never_saved(tmp_path, interval):
         assert f.read() == osp.join(tmp_path, 'iter_2.pth')
     assert all(torch.isfinite(v).all()
                for v in _weights(tmp_path, 2).values())
+
+
+def test_a_copied_work_dir_names_its_own_checkpoint(tmp_path):
+    """Resumed in a copy of the work dir, the error names the copy's file,
+    not the original's absolute path its checkpoints record."""
+    import shutil
+    _run(tmp_path / 'a', nan_at=[3], max_iters=3).train()
+    shutil.copytree(tmp_path / 'a', tmp_path / 'b')
+    runner = _run(tmp_path / 'b', nan_at=[3], resume=True)
+    with pytest.raises(NonFiniteLossError) as info:
+        runner.train()
+    assert f'The last checkpoint is {tmp_path / "b" / "iter_3.pth"};' in \
+        str(info.value), str(info.value)

@@ -132,11 +132,13 @@ class SafeCheckpointHook(CheckpointHook):
     def before_train(self, runner) -> None:
         super().before_train(runner)
         hub = runner.message_hub
-        if hub.get_info('last_ckpt'):  # resumed: this dir's copy of it
+        recorded = hub.get_info('last_ckpt')  # a resumed checkpoint's own
+        if recorded:
+            # a copied or moved work dir: the file of that name here
             with contextlib.suppress(OSError):
-                last = checkpoint_to_load(runner.work_dir, resume=True)
-                if last:
-                    hub.update_info('last_ckpt', last)
+                here = checkpoint_to_load(runner.work_dir, resume=True)
+                if here and osp.basename(here) == osp.basename(recorded):
+                    hub.update_info('last_ckpt', here)
         self._last_good = hub.get_info('last_ckpt')
         if not is_main_process():
             return
