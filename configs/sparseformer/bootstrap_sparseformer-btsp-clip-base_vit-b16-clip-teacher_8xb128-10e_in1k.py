@@ -14,6 +14,7 @@ model = dict(
     student=dict(
         backbone=dict(arch='btsp-clip-base'),
         head=dict(_delete_=True, type='ZeroShotClsHead', in_channels=768,
+                  num_classes=1000,
                   embed_dims=512, topk=(1, 5),
                   class_embeddings='data/imagenet/clip-vit-b16_class_'
                                    'embeddings.pth'),
