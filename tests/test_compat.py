@@ -170,6 +170,7 @@ LOAD_API = '''
 '''
 
 
+@pytest.mark.slow
 def test_mmengine_loading_is_unchanged_apart_from_the_listed_fix():
     """``import sparseformer_mm`` leaves mmengine's checkpoint loading
     (``runner/checkpoint.py``, every ``Runner`` method, ``Runner.resume``
