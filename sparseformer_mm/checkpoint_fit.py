@@ -11,9 +11,9 @@ from typing import Callable, Optional
 
 from .archs import STEM_WEIGHT, infer_arch
 from .checkpoint_formats import StateDict, unwrap_state_dict
+from .compat import load_weights_only
 from .models.backbones.inflation import (inflate_image_state_dict,
                                          is_image_state_dict)
-from .checkpoint_safety import load_weights_only
 
 # ---------------------------------------------------------------------------
 # What to set when weights do not fit

@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from ..checkpoint_formats import unwrap_state_dict
-from ..checkpoint_safety import load_weights_only
+from ..compat import load_weights_only
 from .backbones import SparseFormer
 
 
