@@ -44,20 +44,22 @@ demo-video: demo-image
 # Bootstrapping on a CPU: a small ViT trained with labels,
 # a SparseFormer bootstrapped from it without labels, a labelled v1
 # SparseFormer for the same wall time, then video; data/demo is made if
-# missing (docs/experiments.md).
+# missing (projects/bootstrapping/README.md).
 demo-bootstrap: install
-	$(PY) tools/experiments/bootstrap_demo.py --out work_dirs/demo_bootstrap
+	$(PY) -m projects.bootstrapping.bootstrap_demo --out work_dirs/demo_bootstrap
 
 # Foreground focus at init vs trained, and video from image weights vs from
-# scratch (docs/experiments.md). CPU; results in work_dirs/exp_focus_pretraining/
+# scratch (projects/focus_and_pretraining/README.md). CPU; results in
+# work_dirs/exp_focus_pretraining/
 experiment: install
-	$(PY) tools/experiments/focus_and_pretraining.py --out work_dirs/exp_focus_pretraining
+	$(PY) -m projects.focus_and_pretraining.focus_and_pretraining --out work_dirs/exp_focus_pretraining
 
 # Speed and memory against dense peers (about 10 min on a 2-core CPU);
-# rewrites docs/benchmarks.md and its plots.
+# rewrites docs/benchmarks.md and its plots, and docs/decoding.md
+# (projects/benchmarks/README.md).
 benchmark: install
-	$(PY) tools/analysis_tools/benchmark.py --doc docs/benchmarks.md
-	$(PY) tools/analysis_tools/data_benchmark.py --doc docs/decoding.md
+	$(PY) -m projects.benchmarks.benchmark --doc docs/benchmarks.md
+	$(PY) -m projects.benchmarks.data_benchmark --doc docs/decoding.md
 
 clean:
 	rm -rf $(VENV) work_dirs data/demo

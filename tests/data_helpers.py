@@ -1,37 +1,24 @@
-"""Small datasets written by tests (nothing is downloaded), and the
-modules of ``tools/`` that tests use.
+"""Small datasets written by tests (nothing is downloaded), and the demo
+data generators of ``tools/data``, re-exported.
 
 ``tools/`` is not a package: its scripts import the modules beside them by
-plain name (a script's folder is first on ``sys.path``). :func:`import_tool`
-imports a tools module the same way, so a test and a script share one copy.
-The demo data generators of ``tools/data`` are re-exported here.
+plain name (a script's folder is first on the module search path). Tests
+import them the same way, from the folders pytest.ini's ``pythonpath`` names
+(``tools/data``, ``tools/data/kinetics``; the repository root for
+``tools.<module>`` and ``projects.<name>.<module>``), so a test and a script
+share one copy.
 """
-import importlib
 import os
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
+import synthetic_images as _images
+import synthetic_videos as _videos
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
 
-
-def import_tool(path):
-    """Import the module ``tools/<path>`` (e.g. ``'data/synthetic_images.py'``)
-    by its plain name, with its folder on ``sys.path`` as when its scripts
-    run."""
-    folder, name = osp.split(osp.join(TOOLS, path))
-    if not osp.isfile(osp.join(folder, name)):
-        raise FileNotFoundError(f'no tools module {osp.join(folder, name)}')
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    return importlib.import_module(osp.splitext(name)[0])
-
-
-_images = import_tool('data/synthetic_images.py')
-_videos = import_tool('data/synthetic_videos.py')
 SHAPES = _images.SHAPES
 make_shape_image = _images.make_shape_image
 make_shape_dataset = _images.make_shape_dataset

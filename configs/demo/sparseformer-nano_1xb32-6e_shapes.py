@@ -1,8 +1,8 @@
 # The image demo's base: a small SparseFormer learns which shape (circle /
 # cross / square / triangle) sits somewhere on a cluttered 64x64 background,
 # in 6 epochs. `make demo` trains the 8-epoch config derived from it
-# (sparseformer-nano_1xb32-8e_shapes.py), which converges for every seed;
-# the focus experiment's image stages train this one (configs/demo/README.md).
+# (sparseformer-nano_1xb32-8e_shapes.py); the focus experiment's image stages
+# (projects/focus_and_pretraining) train this one (configs/demo/README.md).
 # Data: python tools/data/make_synthetic_images.py data/demo/shapes
 # The video demo inflates this model's checkpoint, so the two share the arch.
 _base_ = '../_base_/default_runtime.py'

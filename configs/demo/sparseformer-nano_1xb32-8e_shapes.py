@@ -1,11 +1,8 @@
 # The embedded image demo (`make demo-image`): the 6-epoch config's model
 # and data, trained 8 epochs with the learning rate held at 1e-3 after the
-# warm-up until epoch 6 and a cosine over the last two. The loss stays near
-# chance for the first 2-3 epochs; the 6-epoch cosine has decayed by the
-# time the model finds the shapes and ended at 72.25 / 89.5 / 69.25 % for
-# seeds 0 / 1 / 2, this schedule at 96.0 / 97.5 / 96.75 % (91.5-97.0 % with
-# one thread; configs/demo/README.md). The focus experiment keeps the
-# 6-epoch config.
+# warm-up until epoch 6 and a cosine over the last two: the loss stays near
+# chance for the first epochs, and a cosine from epoch 1 has decayed by the
+# time the model finds the shapes (results: configs/demo/README.md).
 _base_ = './sparseformer-nano_1xb32-6e_shapes.py'
 
 param_scheduler = [

@@ -37,30 +37,32 @@ model = dict(
 
 # dataset settings: mp4 clips in Kinetics' layout (a list file of
 # "video label" lines per split), 150 training and 30 validation videos per
-# class; 4 frames 8 apart per clip
+# class; 4 frames 8 apart per clip, decoded by PyAV as the Kinetics-400
+# configs do (VideoInit backend: 'pyav' | 'decord' | 'torchcodec';
+# docs/decoding.md)
 data_root = 'data/demo/motion'
 dataset_type = 'CheckedVideoDataset'
 sample = dict(type='SampleFrames', clip_len=4, frame_interval=8)
 train_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='VideoInit', backend='pyav'),
     dict(**sample, num_clips=1),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     # a horizontal flip turns a left move into a right one
     dict(type='Flip', flip_ratio=0.5, flip_label_map={1: 2, 2: 1}),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]
 val_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='VideoInit', backend='pyav'),
     dict(**sample, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]
 test_pipeline = [  # 2 clips per video, averaged by the head
-    dict(type='DecordInit'),
+    dict(type='VideoInit', backend='pyav'),
     dict(**sample, num_clips=2, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]

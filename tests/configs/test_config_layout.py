@@ -4,9 +4,12 @@
   base is the video runtime (as mmaction2's configs do). An arch variant
   (it sets nothing but ``model``) inherits one such config instead.
 - ``configs/k400.py`` is the SparseFormer-T K400 config under a short name.
-- The demos derive from the demo configs (and the arch data in
-  ``configs/demo/_base_/``) and a runtime only, never from a production
-  config, and the video demo `make demo` trains loads the
+- ``configs/demo/`` holds the two configs `make demo` trains and their
+  base only; the research configs live with their project
+  (``projects/<name>/configs/``).
+- The demos derive from the demo configs and a runtime only, a project's
+  configs from those, its own configs and a runtime, never from a
+  production config; the video demo `make demo` trains loads the
   checkpoint of the image demo it trains.
 - Every config's name tells its batch (``{gpus}xb{batch}``) and epochs
   (``-{epochs}e``), and its ``auto_scale_lr.base_batch_size`` is
@@ -31,6 +34,10 @@ K400_TINY = osp.join(
     CONFIGS, 'videosparseformer',
     'videosparseformer-tiny_in1k-pre_8xb8-32x2x1-30e_kinetics400-rgb.py')
 DEMOS = sorted(glob.glob(osp.join(CONFIGS, 'demo', '*.py')))
+PROJECTS = osp.join(REPO, 'projects')
+PROJECT_CONFIGS = sorted(
+    glob.glob(osp.join(PROJECTS, '*', 'configs', '*.py')) +
+    glob.glob(osp.join(PROJECTS, '*', 'configs', '_base_', '*.py')))
 
 
 def _makefile_configs():
@@ -43,7 +50,8 @@ def _makefile_configs():
 
 IMAGE_DEMO, VIDEO_DEMO = _makefile_configs()
 NAMED = sorted(
-    glob.glob(osp.join(CONFIGS, '*', '*.py')) + [osp.join(CONFIGS, 'k400.py')])
+    glob.glob(osp.join(CONFIGS, '*', '*.py')) + [osp.join(CONFIGS, 'k400.py')]
+    + PROJECT_CONFIGS)
 NAMED = [p for p in NAMED if '_base_' not in p]
 
 
@@ -79,6 +87,16 @@ def _base_chain(path):
 def test_there_are_configs_to_check():
     assert len(K400) >= 4, K400  # T, S, B, T-r4
     assert IMAGE_DEMO in DEMOS and VIDEO_DEMO in DEMOS
+    assert len(PROJECT_CONFIGS) >= 9, PROJECT_CONFIGS
+
+
+def test_demo_folder_holds_the_main_demo_only():
+    main = {IMAGE_DEMO, VIDEO_DEMO}
+    wanted = main | {b for p in main for b in _base_chain(p)
+                     if osp.dirname(b) == osp.join(CONFIGS, 'demo')}
+    assert set(DEMOS) == wanted, (
+        f'configs/demo/ is for `make demo`: move {sorted(set(DEMOS) - wanted)}'
+        ' to its project (projects/<name>/configs/)')
 
 
 @pytest.mark.parametrize('path', K400, ids=osp.basename)
@@ -101,15 +119,31 @@ def test_k400_short_name_is_the_tiny_config():
     assert short == Config.fromfile(K400_TINY).to_dict()
 
 
-@pytest.mark.parametrize('path', DEMOS, ids=osp.basename)
+@pytest.mark.parametrize('path', DEMOS + PROJECT_CONFIGS,
+                         ids=lambda p: osp.relpath(p, REPO))
 def test_demo_derives_from_demos_and_a_runtime_only(path):
     chain = _base_chain(path)
-    assert chain, path
+    own = osp.dirname(path)
+    if osp.basename(own) == '_base_':  # arch data of a project
+        assert not chain, f'{path} inherits {chain}'
+        return
+    allowed = {osp.join(CONFIGS, 'demo'), own, osp.join(own, '_base_')}
     for base in chain:
-        assert osp.dirname(base) in (
-            osp.join(CONFIGS, 'demo'), osp.join(CONFIGS, 'demo', '_base_')
-        ) or base in (IMAGE_RUNTIME, VIDEO_RUNTIME), f'{path} inherits {base}'
+        assert osp.dirname(base) in allowed or base in (
+            IMAGE_RUNTIME, VIDEO_RUNTIME), f'{path} inherits {base}'
     assert {IMAGE_RUNTIME, VIDEO_RUNTIME} & set(chain), path
+
+
+def _decoding_steps(cfg):
+    return [(step['type'], step.get('backend'))
+            for name in ('train_pipeline', 'val_pipeline', 'test_pipeline')
+            for step in cfg[name] if step['type'].endswith(('Init', 'Decode'))]
+
+
+def test_video_demo_decodes_as_the_k400_configs():
+    k400 = _decoding_steps(Config.fromfile(K400_TINY))
+    assert k400 == [('VideoInit', 'pyav'), ('VideoDecode', None)] * 3, k400
+    assert _decoding_steps(Config.fromfile(VIDEO_DEMO)) == k400
 
 
 def test_video_demo_loads_the_image_demo_checkpoint(tmp_path):

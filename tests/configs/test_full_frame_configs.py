@@ -23,7 +23,8 @@ K400_CROPS = osp.join(
     'videosparseformer-tiny_in1k-pre_8xb8-32x2x1-30e_kinetics400-rgb.py')
 K400_FULL = K400_CROPS[:-3] + '_full-frame.py'
 DEMO_CROPS = osp.join(
-    REPO, 'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion-wide.py')
+    REPO, 'projects/full_frame_views/configs/'
+    'videosparseformer-nano_1xb16-4x8x1-6e_motion-wide.py')
 DEMO_FULL = DEMO_CROPS[:-3] + '_full-frame.py'
 # what a full-frame config changes: the views and the evaluation loops
 VIEW_KEYS = ('train_pipeline', 'val_pipeline', 'test_pipeline', 'val_cfg',

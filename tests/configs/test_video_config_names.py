@@ -15,7 +15,8 @@ from mmengine.config import Config
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs/videosparseformer/*.py')) +
-    glob.glob(osp.join(REPO, 'configs/demo/videosparseformer-*.py')))
+    glob.glob(osp.join(REPO, 'configs/demo/videosparseformer-*.py')) +
+    glob.glob(osp.join(REPO, 'projects/*/configs/videosparseformer-*.py')))
 
 
 def _sample_frames(cfg, loader):

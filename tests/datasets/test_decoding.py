@@ -15,7 +15,8 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 
-from data_helpers import REPO, import_tool, make_motion_clip, write_video
+from data_helpers import REPO, make_motion_clip, write_video
+from projects.benchmarks import data_benchmark as _bench
 from sparseformer_mm.datasets import (CheckedVideoDataset, VideoDecode,
                                       VideoDecodeError, VideoInit,
                                       backend_problem, open_video)
@@ -24,7 +25,6 @@ from sparseformer_mm.datasets.checked_dataset import bad_samples_of
 av = pytest.importorskip(
     'av', reason='PyAV is not installed (requirements/runtime.txt lists it; '
     'run make install)')
-_bench = import_tool('analysis_tools/data_benchmark.py')
 encode_h264 = _bench.encode_h264
 
 TORCHCODEC = backend_problem('torchcodec')

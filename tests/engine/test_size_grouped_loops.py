@@ -17,7 +17,7 @@ from data_helpers import MOTION_CLASSES, REPO, make_motion_dataset
 from sparseformer_mm.engine.size_grouped_loops import split_by_size
 
 DEMO_FULL = osp.join(
-    REPO, 'configs/demo/'
+    REPO, 'projects/full_frame_views/configs/'
     'videosparseformer-nano_1xb16-4x8x1-6e_motion-wide_full-frame.py')
 
 

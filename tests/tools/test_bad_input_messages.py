@@ -8,7 +8,6 @@ import sys
 import pytest
 import torch
 
-from data_helpers import import_tool
 from sparseformer_mm.datasets import AnnotationError
 from sparseformer_mm.datasets.checked_dataset import (path_problem,
                                                       read_list_lines)
@@ -67,7 +66,7 @@ def test_padding_factor():
 
 
 def test_check_videos_agrees_with_training(tmp_path):
-    kt = import_tool('data/kinetics/kinetics_tools.py')
+    import kinetics_tools as kt
     from data_helpers import make_motion_clip, write_video
     import numpy as np
     frames, _, _ = make_motion_clip(np.random.default_rng(0), 'move_up', 32,
@@ -87,7 +86,7 @@ def test_check_videos_agrees_with_training(tmp_path):
 
 
 def test_build_file_list_empty_class(tmp_path):
-    kt = import_tool('data/kinetics/kinetics_tools.py')
+    import kinetics_tools as kt
     for c in ('a', 'b', 'c'):
         (tmp_path / 'videos_train' / c).mkdir(parents=True)
     for c in ('a', 'c'):
@@ -127,7 +126,7 @@ def test_tools_reject_bad_values(tmp_path):
 
 
 def test_unknown_cfg_option_warns(capsys):
-    cfg_check = import_tool('cfg_check.py')
+    from tools import cfg_check
     cfg_check.check_cfg_options([VIDEO_CFG, '--cfg-options',
                                  'optim_wraper.optimizer.lr=1e-5',
                                  'model.backbone.replicates=4'])

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from data_helpers import import_tool, make_imagenet_like
+from data_helpers import make_imagenet_like
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -56,7 +56,7 @@ def test_amp_required_without_a_gpu_is_a_clear_error(monkeypatch):
     to change, before any dataset or process group is built. The configs'
     AmpOrFp32OptimWrapper passes (fp32 here)."""
     from mmengine.config import Config
-    cli_utils = import_tool('cli_utils.py')
+    from tools import cli_utils
     monkeypatch.setattr(cli_utils, 'amp_available', lambda: False)
     cfg = Config(dict(optim_wrapper=dict(type='AmpOptimWrapper')))
     with pytest.raises(RuntimeError, match="drop --amp to train in fp32, or "

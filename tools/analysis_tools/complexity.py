@@ -26,7 +26,7 @@ def _baddbmm_flops(inputs, outputs) -> int:
     return a[0] * a[1] * a[2] * b[2]
 
 
-class _Logits(nn.Module):
+class Logits(nn.Module):
     """Input -> logits for an mmpretrain classifier or mmaction2 recognizer."""
 
     def __init__(self, model: nn.Module):
@@ -43,7 +43,7 @@ class _Logits(nn.Module):
 def flop_analyzers(model: nn.Module, shape: Sequence[int]) -> dict:
     """FlopAnalyzers for one input of ``shape`` (without the batch axis), in
     the ``'paper'`` and ``'full'`` conventions."""
-    wrapped = _Logits(model.eval())
+    wrapped = Logits(model.eval())
     x = torch.randn(1, *shape)
     out = {}
     for name, bmm in (('paper', None), ('full', _baddbmm_flops)):

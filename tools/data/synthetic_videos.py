@@ -15,19 +15,14 @@ mmaction2's Kinetics layout, see :func:`make_motion_dataset`.
 import json
 import os
 import os.path as osp
-import sys
 from typing import Dict, List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
+# tools/data, this file's folder, is where its scripts import from:
+# the Kinetics list builder imports from its sub-folder.
+from kinetics.kinetics_tools import build_file_list
 from synthetic_images import SHAPES, _clutter, draw_shape
-
-# tools/ is not a package: the list builder is imported from the folder of
-# the Kinetics scripts.
-_KINETICS = osp.join(osp.dirname(osp.abspath(__file__)), 'kinetics')
-if _KINETICS not in sys.path:
-    sys.path.insert(0, _KINETICS)
-from kinetics_tools import build_file_list  # noqa: E402
 
 # Sorted, so that the index of a class is the label build_file_list (which
 # sorts class folder names) gives it.

@@ -3,10 +3,9 @@ import sys
 
 import pytest
 
-from data_helpers import REPO, import_tool
+from data_helpers import REPO
 from sparseformer_mm.models import SparseFormer, build_classifier
-
-complexity = import_tool('analysis_tools/complexity.py').complexity
+from tools.analysis_tools.complexity import complexity
 
 
 def test_tiny_matches_the_papers_counts():
@@ -22,6 +21,7 @@ def test_tiny_matches_the_papers_counts():
     assert 1.0 < big['paper'] / stats['paper'] < 1.3
 
 
+@pytest.mark.slow
 def test_get_flops_on_a_video_config():
     cfg = 'configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py'
     res = subprocess.run([sys.executable, 'tools/analysis_tools/get_flops.py',

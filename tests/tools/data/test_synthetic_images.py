@@ -4,9 +4,8 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from data_helpers import import_tool
+import synthetic_images
 
-synthetic_images = import_tool('data/synthetic_images.py')
 SHAPES = synthetic_images.SHAPES
 make_shape_dataset = synthetic_images.make_shape_dataset
 make_shape_image = synthetic_images.make_shape_image

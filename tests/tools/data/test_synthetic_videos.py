@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mmaction.registry import DATASETS
 
-from data_helpers import (MOTION_CLASSES, import_tool, make_motion_clip,
+from data_helpers import (MOTION_CLASSES, make_motion_clip,
                           make_motion_dataset)
 
 SIGN = {'move_down': (0, 1), 'move_left': (-1, 0), 'move_right': (1, 0),
@@ -146,7 +146,7 @@ def test_dataset_is_deterministic(motion_root, tmp_path):
 
 
 def test_make_synthetic_videos_tool_skips_and_forces(tmp_path, capsys):
-    tool = import_tool('data/make_synthetic_videos.py')
+    import make_synthetic_videos as tool
     root = str(tmp_path / 'motion')
     small = ['--num-frames', '8', '--size', '32']
     tool.main([root, '--num-train', '2', '--num-val', '1'] + small)

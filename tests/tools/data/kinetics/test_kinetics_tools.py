@@ -1,4 +1,5 @@
 """Kinetics data tools on real (small) video files: lists, resize, check."""
+import importlib
 import os
 import os.path as osp
 import subprocess
@@ -8,9 +9,9 @@ import decord
 import numpy as np
 import pytest
 
-from data_helpers import REPO, TOOLS, import_tool, write_video
+import kinetics_tools as kt
+from data_helpers import REPO, TOOLS, write_video
 
-kt = import_tool('data/kinetics/kinetics_tools.py')
 KINETICS = osp.join(TOOLS, 'data', 'kinetics')
 
 
@@ -34,7 +35,7 @@ def _touch(path):
 
 
 def _load_tool(name):
-    return import_tool(f'data/kinetics/{name}.py')
+    return importlib.import_module(name)
 
 
 # ---------------------------------------------------------------------------
