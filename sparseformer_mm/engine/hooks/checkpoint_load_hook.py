@@ -68,6 +68,16 @@ def _wrappers(optim_wrapper) -> Dict[Optional[str], object]:
     return {None: optim_wrapper}
 
 
+def _schedulers(runner, name: Optional[str]):
+    """The built param schedulers of optimizer ``name`` (None: the only
+    one)."""
+    schedulers = runner.param_schedulers
+    if isinstance(schedulers, dict):
+        return schedulers.get(name) if name is not None else [
+            s for group in schedulers.values() for s in group]
+    return schedulers
+
+
 def _has_lr_schedule(schedulers) -> bool:
     return any(getattr(s, 'param_name', None) == 'lr'
                for s in schedulers or [])
@@ -254,10 +264,3 @@ class CheckpointLoadHook(Hook):
                 f'group(s) ({how}; CheckpointLoadHook(config_lr=False) keeps '
                 "the checkpoint's).")
 
-
-def _schedulers(runner, name: Optional[str]):
-    schedulers = runner.param_schedulers
-    if isinstance(schedulers, dict):
-        return schedulers.get(name) if name is not None else [
-            s for group in schedulers.values() for s in group]
-    return schedulers
