@@ -69,6 +69,9 @@ test_evaluator = val_evaluator
 
 # schedule: AdamW, 1 warm-up epoch, cosine over the other 5
 optim_wrapper = dict(
+    # fp32 everywhere; a NaN / inf loss stops training before it reaches
+    # the weights (non_finite_loss='skip' drops such steps instead)
+    type='AmpOrFp32OptimWrapper', amp=False, non_finite_loss='raise',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
                    weight_decay=0.05),
     # no decay on 1-D params, biases, LayerNorms and the token RoIs

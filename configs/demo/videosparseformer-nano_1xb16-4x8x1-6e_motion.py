@@ -106,9 +106,10 @@ test_evaluator = val_evaluator
 
 # schedule: AdamW, 1 warm-up epoch, cosine over the other 5
 optim_wrapper = dict(
-    # AMP (AmpOptimWrapper) with a GPU; fp32 (OptimWrapper) without one,
-    # with a line in the log. 'AmpOptimWrapper' would require a GPU.
-    type='AmpOrFp32OptimWrapper',
+    # AMP with a GPU; fp32 without one, with a line in the log
+    # (amp=True would require a GPU). A NaN / inf loss stops training before
+    # it reaches the weights (non_finite_loss='skip' drops such steps).
+    type='AmpOrFp32OptimWrapper', non_finite_loss='raise',
     # dynamic loss scaling from 2^10: right after inflation the temporal
     # offsets' (standardised) gradients are large enough to overflow fp16
     # at 2^16

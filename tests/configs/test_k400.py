@@ -42,6 +42,7 @@ def test_video_configs_build(path):
     assert cfg.test_dataloader.dataset.pipeline[1]['num_clips'] == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool', list(TRAIN_TOOLS))
 def test_k400_trains_one_iteration_on_a_kinetics_folder(tmp_path, tool):
     root = tmp_path / 'kinetics'
@@ -64,7 +65,7 @@ def test_k400_trains_one_iteration_on_a_kinetics_folder(tmp_path, tool):
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     # CPU: AmpOrFp32OptimWrapper falls back to fp32, and says so
-    assert 'trains in fp32 with OptimWrapper instead of AMP' in out
+    assert 'trains in fp32 instead of AMP' in out
     records = [json.loads(line) for line in
                open(glob.glob(str(work / '*/vis_data/scalars.json'))[0])]
     losses = [r['loss'] for r in records if 'loss' in r]

@@ -28,7 +28,7 @@ IMAGE_CONFIG = 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py'
 MMACTION_TRAIN = osp.join(osp.dirname(mmaction.__file__), '.mim', 'tools',
                           'train.py')
 TIMEOUT = 300  # a safety net; a stage takes ~10 s on 2 loaded cores
-FP32 = 'trains in fp32 with OptimWrapper instead of AMP'
+FP32 = 'trains in fp32 instead of AMP'
 
 # Runner.from_cfg(cfg).train() in a user's script
 RUNNER_SCRIPT = osp.join(REPO, 'tests', 'runner_script.py')
@@ -112,6 +112,7 @@ def _chain(name, cmd, data, tmp_path):
     return first, second, work / 'epoch_2.pth'
 
 
+@pytest.mark.slow
 def test_entry_points_train_and_resume_alike(data, tmp_path):
     points = _entry_points()
     with ThreadPoolExecutor(2) as pool:  # CI has 2 cores

@@ -11,6 +11,7 @@ from data_helpers import make_imagenet_like
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+@pytest.mark.slow
 def test_train_tool_runs_a_real_step_on_the_imagenet_config(tmp_path):
     root = make_imagenet_like(str(tmp_path / 'imagenet'), per_class=1)
     work = tmp_path / 'work'
@@ -41,6 +42,7 @@ def test_train_tool_runs_a_real_step_on_the_imagenet_config(tmp_path):
     assert (work / 'epoch_1.pth').exists()
 
 
+@pytest.mark.slow
 def test_auto_scale_lr_without_a_base_batch_is_an_error():
     res = subprocess.run(
         [sys.executable, 'tools/train.py',
@@ -58,9 +60,11 @@ def test_amp_required_without_a_gpu_is_a_clear_error(monkeypatch):
     from mmengine.config import Config
     from tools import cli_utils
     monkeypatch.setattr(cli_utils, 'amp_available', lambda: False)
-    cfg = Config(dict(optim_wrapper=dict(type='AmpOptimWrapper')))
-    with pytest.raises(RuntimeError, match="drop --amp to train in fp32, or "
-                       "set optim_wrapper.type='AmpOrFp32OptimWrapper'"):
-        cli_utils.check_amp_device(cfg)
+    for required in (dict(type='AmpOptimWrapper'),  # --amp sets the second
+                     dict(type='AmpOrFp32OptimWrapper', amp=True)):
+        cfg = Config(dict(optim_wrapper=required))
+        with pytest.raises(RuntimeError, match="drop --amp to train in fp32, "
+                           "or set optim_wrapper.type='AmpOrFp32OptimWrapper'"):
+            cli_utils.check_amp_device(cfg)
     cli_utils.check_amp_device(Config(dict(optim_wrapper=dict(
         type='AmpOrFp32OptimWrapper'))))
