@@ -501,3 +501,22 @@ class TorchCodecInit(VideoInit):
 @TRANSFORMS.register_module()
 class TorchCodecDecode(VideoDecode):
     """:class:`VideoDecode`, named to pair with :class:`TorchCodecInit`."""
+
+
+# the transforms that open a video, and the backend each decodes with
+_OPENERS = {'DecordInit': 'decord', 'PyAVInit': 'pyav',
+            'TorchCodecInit': 'torchcodec'}
+
+
+def pipeline_backend(pipeline: Sequence[dict]) -> Optional[str]:
+    """The backend a pipeline config decodes videos with (``VideoInit``'s
+    ``backend``, or the library of ``DecordInit`` / ``PyAVInit`` /
+    ``TorchCodecInit``), or ``None`` if it opens no video."""
+    for t in pipeline:
+        kind = t.get('type', '')
+        kind = getattr(kind, '__name__', str(kind)).split('.')[-1]
+        if kind == 'VideoInit':
+            return t.get('backend', 'decord')
+        if kind in _OPENERS:
+            return _OPENERS[kind]
+    return None

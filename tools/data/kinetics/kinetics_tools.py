@@ -12,10 +12,11 @@ one mmaction2's Kinetics configs expect::
     ├── kinetics400_val_list_videos.txt
     └── classes.txt                          # line i = name of label i
 
-``decord`` (and ``cv2``) are imported inside the functions that decode, so
-importing this module stays cheap.
+The decoders (``sparseformer_mm.datasets.decoding`` for checking, as the
+training pipelines decode; ``cv2`` / ``decord`` for re-encoding) are
+imported inside the functions that decode, so importing this module stays
+cheap.
 """
-import errno
 import os
 import os.path as osp
 import shutil
@@ -24,7 +25,7 @@ import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from mmengine.utils import track_parallel_progress, track_progress
+from mmengine.utils import ProgressBar, track_progress
 
 VIDEO_EXTS = ('.mp4', '.webm', '.mkv', '.avi')
 SPLITS = ('train', 'val')
@@ -38,20 +39,28 @@ def _is_video(name: str, exts: Sequence[str] = VIDEO_EXTS) -> bool:
 
 def _run_tasks(func, tasks: list, num_workers: int, progress: bool) -> list:
     """Map ``func`` over ``tasks``, in a process pool when
-    ``num_workers > 1``, with mmengine's progress bar when ``progress``."""
+    ``num_workers > 1``, with mmengine's progress bar when ``progress``.
+
+    The workers are spawned, not forked: a child forked from a process that
+    has decoded with PyAV can hang on a lock FFmpeg held at the fork.
+    """
     if not tasks:
         return []
     num_workers = max(1, min(num_workers, len(tasks)))
-    if not progress:
-        if num_workers == 1:
-            return [func(t) for t in tasks]
-        from multiprocessing import Pool
-        with Pool(num_workers) as pool:
-            return pool.map(func, tasks, chunksize=1)
     if num_workers == 1:
         # No pool for one worker: cheaper and keeps tracebacks readable.
-        return track_progress(func, tasks)
-    return track_parallel_progress(func, tasks, num_workers)
+        return track_progress(func, tasks) if progress else \
+            [func(t) for t in tasks]
+    import multiprocessing
+    with multiprocessing.get_context('spawn').Pool(num_workers) as pool:
+        results = pool.imap(func, tasks, chunksize=1)
+        if not progress:
+            return list(results)
+        bar, out = ProgressBar(len(tasks)), []
+        for res in results:
+            out.append(res)
+            bar.update()
+        return out
 
 
 def default_num_workers(cap: int = 8) -> int:
@@ -483,27 +492,13 @@ def _first_line(err: BaseException) -> str:
     return f'{type(err).__name__}: {lines[0] if lines else ""}'.rstrip(': ')
 
 
-def path_problem(path: str) -> Optional[str]:
-    """Why ``path`` is not a regular file, as the training dataset says it
-    (``sparseformer_mm.datasets.checked_dataset.path_problem``; repeated
-    here so the check workers do not import the package)."""
-    if osp.isfile(path):
-        return None
-    if osp.isdir(path):
-        return 'is a directory'
-    if osp.islink(path):
-        try:
-            os.stat(path)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                return 'is a symlink loop'
-        return f'is a broken symlink (to {os.readlink(path)})'
-    return 'is not a regular file' if osp.exists(path) else 'file not found'
+DEFAULT_CHECK_BACKEND = 'pyav'  # the K400 configs' VideoInit backend
 
 
-def check_video(path: str, num_frames: int = 3,
-                min_frames: int = 1) -> Optional[str]:
-    """Try to decode ``path`` with decord.
+def check_video(path: str, num_frames: int = 3, min_frames: int = 1,
+                backend: str = DEFAULT_CHECK_BACKEND) -> Optional[str]:
+    """Try to decode ``path`` as training does, with the pipeline's
+    decoder (``sparseformer_mm.datasets.decoding.open_video``).
 
     Opens the file and reads ``num_frames`` frames spread from the first to
     the *last* one: broken or truncated files often open fine and list a
@@ -514,30 +509,71 @@ def check_video(path: str, num_frames: int = 3,
         num_frames (int): Frames to read (at least the first and last).
         min_frames (int): A video with fewer frames is bad, as training's
             ``CheckedVideoDataset(min_frames=...)`` counts it.
+        backend (str): ``'pyav'``, ``'decord'`` or ``'torchcodec'``, as the
+            config's ``VideoInit(backend=...)``. Defaults to ``'pyav'``.
 
     Returns:
         str | None: ``None`` if fine, else a one-line error description.
     """
+    from sparseformer_mm.datasets.checked_dataset import path_problem
+    from sparseformer_mm.datasets.decoding import open_video, read_file
     problem = path_problem(path)
     if problem is not None:
         return problem
     try:
-        import decord
-        vr = decord.VideoReader(path, num_threads=1)
-        n = len(vr)
-        if n == 0:
-            return 'no frames'
-        if n < min_frames:  # training's ShortVideoError, word for word
-            return f'{n} frame(s), fewer than min_frames={min_frames}'
-        idx = sorted({int(round(i)) for i in
-                      np.linspace(0, n - 1, max(2, num_frames))})
-        frames = vr.get_batch(idx).asnumpy()
-        if frames.shape[0] != len(idx) or frames.size == 0:
-            return f'read {frames.shape[0]} of {len(idx)} frames'
-    except Exception as e:  # noqa: BLE001  decord raises DECORDError etc.
-        # decord's messages are terse; the size exposes empty/truncated files
-        return f'{_first_line(e)} ({osp.getsize(path)} bytes)'
+        reader = open_video(read_file(path), path, backend)
+        try:
+            n = reader.num_frames
+            if n == 0:
+                return 'no frames'
+            if n < min_frames:  # training's ShortVideoError, word for word
+                return f'{n} frame(s), fewer than min_frames={min_frames}'
+            idx = sorted({int(round(i)) for i in
+                          np.linspace(0, n - 1, max(2, num_frames))})
+            frames = reader.get_frames(idx)
+            if len(frames) != len(idx) or not all(f.size for f in frames):
+                return f'read {len(frames)} of {len(idx)} frames'
+        finally:
+            reader.close()
+    except ImportError:
+        raise  # the backend is missing, not the video bad
+    except Exception as e:  # noqa: BLE001  decoder errors of any library
+        # the report names the file already; the size exposes empty and
+        # truncated files
+        why = _first_line(e).replace(f'{path}: ', '')
+        return f'{why} ({osp.getsize(path)} bytes)'
     return None
+
+
+def config_video_backend(config: str) -> str:
+    """The video backend the train / val / test pipelines of ``config``
+    decode with (``VideoInit(backend=...)``, ``DecordInit``, ...).
+
+    Raises:
+        ValueError: If no pipeline opens videos, or the pipelines use
+            different backends (then ``--backend`` must say which).
+    """
+    from mmengine.config import Config
+
+    from sparseformer_mm.datasets.decoding import pipeline_backend
+    cfg = Config.fromfile(config)
+    found = {}
+    for split in ('train', 'val', 'test'):
+        dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset') or {}
+        while isinstance(dataset.get('dataset'), dict):  # wrappers
+            dataset = dataset['dataset']
+        backend = pipeline_backend(dataset.get('pipeline') or [])
+        if backend is not None:
+            found[split] = backend
+    if not found:
+        raise ValueError(f'no pipeline of {config} opens videos (VideoInit, '
+                         'DecordInit, PyAVInit, TorchCodecInit); pass '
+                         '--backend instead')
+    if len(set(found.values())) > 1:
+        raise ValueError(f'the pipelines of {config} decode with different '
+                         f'backends ({found}); pass --backend for the list '
+                         'you check')
+    return next(iter(found.values()))
 
 
 def read_ann_file(ann_file: str, delimiter: str = ' ') -> List[str]:
@@ -558,8 +594,8 @@ def read_ann_file(ann_file: str, delimiter: str = ' ') -> List[str]:
 
 
 def _check_task(task):
-    rel, path, num_frames, min_frames = task
-    return rel, check_video(path, num_frames, min_frames)
+    rel, path, num_frames, min_frames, backend = task
+    return rel, check_video(path, num_frames, min_frames, backend)
 
 
 def check_videos(ann_file: str,
@@ -568,7 +604,8 @@ def check_videos(ann_file: str,
                  num_frames: int = 3,
                  delimiter: str = ' ',
                  progress: bool = True,
-                 min_frames: int = 1) -> dict:
+                 min_frames: int = 1,
+                 backend: str = DEFAULT_CHECK_BACKEND) -> dict:
     """Decode every video listed in an annotation file.
 
     Args:
@@ -580,6 +617,8 @@ def check_videos(ann_file: str,
         progress (bool): Show mmengine's progress bar. Defaults to True.
         min_frames (int): Videos with fewer frames are bad (set it as the
             training config's ``min_frames``). Defaults to 1.
+        backend (str): Decoder, see :func:`check_video`. Defaults to
+            ``'pyav'``.
 
     Returns:
         dict: ``ok`` (list of listed paths) and ``bad`` (list of
@@ -591,8 +630,13 @@ def check_videos(ann_file: str,
     rels = read_ann_file(ann_file, delimiter)
     if min_frames < 1:
         raise ValueError(f'min_frames must be >= 1, got {min_frames}')
-    tasks = [(rel, osp.join(data_prefix, rel), num_frames, min_frames)
-             for rel in rels]
+    from sparseformer_mm.datasets.decoding import backend_problem
+    problem = backend_problem(backend)  # ValueError for an unknown one
+    if problem is not None:
+        raise ValueError(f'video backend {backend!r} cannot be used here: '
+                         f'{problem}; install it or pick another --backend')
+    tasks = [(rel, osp.join(data_prefix, rel), num_frames, min_frames,
+              backend) for rel in rels]
     results = _run_tasks(_check_task, tasks, num_workers, progress)
     return dict(ok=[rel for rel, err in results if err is None],
                 bad=[(rel, err) for rel, err in results if err is not None])

@@ -344,3 +344,73 @@ def test_check_videos_flags_corrupt_files(tmp_path, capsys):
         assert f.read() == ''
     with pytest.raises(SystemExit, match='does not exist'):
         tool.main([ann, '--data-prefix', str(tmp_path / 'nope')])
+
+
+REAL = osp.join(osp.dirname(REPO), 'shared', 'data', 'real')
+K400_CONFIG = osp.join(
+    REPO, 'configs', 'videosparseformer',
+    'videosparseformer-tiny_in1k-pre_8xb8-32x2x1-30e_kinetics400-rgb.py')
+
+
+@pytest.fixture(scope='module')
+def pyav_only(tmp_path_factory):
+    """An AV1 mp4 and a GIF (PyAV reads both, decord neither), a real
+    Kinetics clip where one is found, a file of random bytes, and their
+    list."""
+    prefix = tmp_path_factory.mktemp('pyav_only')
+    # SVT-AV1 wants at least 64x64
+    _av_video(str(prefix / 'cls' / 'av1.mp4'), 'libsvtav1', 64, 64)
+    _av_video(str(prefix / 'cls' / 'anim.gif'), 'gif', pix_fmt='rgb8')
+    (prefix / 'cls' / 'noise.mp4').write_bytes(os.urandom(4096))
+    names = ['cls/av1.mp4', 'cls/anim.gif', 'cls/noise.mp4']
+    real = osp.join(REAL, 'kinetics400_arm-wrestling.mp4')
+    if osp.isfile(real):
+        os.symlink(real, prefix / 'cls' / 'real.mp4')
+        names.append('cls/real.mp4')
+    ann = prefix / 'list.txt'
+    ann.write_text(''.join(f'{n} 0\n' for n in names))
+    return str(ann), str(prefix)
+
+
+def _check(args, capsys):
+    tool = _load_tool('check_videos')
+    with pytest.raises(SystemExit) as exc:
+        tool.main(args + ['--num-workers', '1'])
+    assert exc.value.code == 1  # noise.mp4 is bad in every case
+    return capsys.readouterr().out
+
+
+def test_check_videos_decodes_as_the_config_does(pyav_only, capsys,
+                                                 tmp_path):
+    ann, prefix = pyav_only
+    real = 1 if 'real.mp4' in open(ann).read() else 0
+    # the default is the K400 configs' decoder, PyAV: AV1 and GIF are fine
+    out = _check([ann, '--data-prefix', prefix], capsys)
+    assert f'check (pyav): {2 + real} ok, 1 bad' in out, out
+    assert 'noise.mp4: VideoDecodeError: PyAV cannot open it' in out
+    assert kt.config_video_backend(K400_CONFIG) == kt.DEFAULT_CHECK_BACKEND
+    out = _check([ann, '--data-prefix', prefix, '--config', K400_CONFIG],
+                 capsys)
+    assert f'check (pyav): {2 + real} ok, 1 bad' in out, out
+    # a config decoding with decord (mmaction2's DecordInit): so does the
+    # check, and it calls AV1 and GIF bad as training would
+    decord_cfg = tmp_path / 'decord.py'
+    decord_cfg.write_text(''.join(
+        f"{split}_dataloader = dict(dataset=dict(pipeline=["
+        "dict(type='DecordInit'), dict(type='DecordDecode')]))\n"
+        for split in ('train', 'val', 'test')))
+    for args in (['--backend', 'decord'], ['--config', str(decord_cfg)]):
+        out = _check([ann, '--data-prefix', prefix] + args, capsys)
+        assert f'check (decord): {real} ok, 3 bad' in out, out
+        assert 'cls/av1.mp4: VideoDecodeError: decord cannot open it' in out
+    # a config whose pipelines disagree must be told which one to use
+    mixed = tmp_path / 'mixed.py'
+    mixed.write_text(
+        f'_base_ = [{K400_CONFIG!r}]\n'
+        "val_dataloader = dict(dataset=dict(pipeline=[dict(type='DecordInit'"
+        ')]))\n')
+    with pytest.raises(ValueError, match='different backends'):
+        kt.config_video_backend(str(mixed))
+    if not real:
+        pytest.skip(f'the real-clip part: no {REAL}/kinetics400_arm-'
+                    'wrestling.mp4 (the shared real clips are absent)')
