@@ -36,9 +36,10 @@ custom_hooks = [
     # `pretrained` file is not read when a checkpoint loads; a resume takes
     # --cfg-options optim_wrapper.optimizer.lr=...
     dict(type='CheckpointLoadHook'),
-    # a batch padded to more than 4x its smallest input's area: a warning
-    # naming the largest file (resize in the pipeline)
-    dict(type='BatchPaddingHook', max_factor=4.0),
+    # a batch of inputs of several sizes is zero-padded, which changes the
+    # padded samples' scores: one warning per run naming the padded files
+    # (resize in the pipeline; SizeGrouped*Loop for val / test)
+    dict(type='BatchPaddingHook'),
 ]
 env_cfg = dict(
     cudnn_benchmark=False,

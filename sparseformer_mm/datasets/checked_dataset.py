@@ -49,8 +49,12 @@ def _first_line(err: BaseException) -> str:
     return f'{type(err).__name__}: {lines[0] if lines else ""}'.rstrip(': ')
 
 
+# where a data info (or a packed sample's metainfo) names its file
+PATH_KEYS = ('filename', 'img_path', 'frame_dir', 'audio_path')
+
+
 def _sample_path(info: dict) -> str:
-    for key in ('filename', 'img_path', 'frame_dir', 'audio_path'):
+    for key in PATH_KEYS:
         if info.get(key):
             return str(info[key])
     return '<no path>'
@@ -150,6 +154,37 @@ def attach_bad_samples(data, bad: Sequence[Tuple[str, str]]):
         prev = list(sample.metainfo.get(BAD_SAMPLES_KEY, []))
         sample.set_metainfo({BAD_SAMPLES_KEY: prev + list(bad)})
     return data
+
+
+def attach_source(data, info: dict):
+    """Record in the packed sample which entry of the list it was loaded
+    from: ``sample_idx`` and its file (under the key the data info uses,
+    e.g. ``filename`` for videos), where the pipeline did not pack them
+    (mmaction2's ``PackActionInputs`` packs neither), so that messages and
+    dumped results can name the file."""
+    sample = data.get('data_samples') if isinstance(data, dict) else None
+    if sample is None or not hasattr(sample, 'set_metainfo'):
+        return data
+    meta = sample.metainfo
+    new = {}
+    if 'sample_idx' not in meta and info.get('sample_idx') is not None:
+        new['sample_idx'] = info['sample_idx']
+    if not any(meta.get(k) for k in PATH_KEYS):
+        key = next((k for k in PATH_KEYS if info.get(k)), None)
+        if key is not None:
+            new[key] = str(info[key])
+    if new:
+        sample.set_metainfo(new)
+    return data
+
+
+def sample_path_of(data_sample) -> Optional[str]:
+    """The file a packed data sample was loaded from, if it names one."""
+    meta = getattr(data_sample, 'metainfo', None) or {}
+    for key in PATH_KEYS:
+        if meta.get(key):
+            return str(meta[key])
+    return None
 
 
 def bad_samples_of(data_sample) -> List[Tuple[str, str]]:
@@ -349,6 +384,7 @@ class CheckedVideoDataset(VideoDataset):
     # -- bad videos ---------------------------------------------------------
     def prepare_data(self, idx: int):
         results = self.get_data_info(idx)
+        info = dict(results)  # the transforms change it in place
         checked = False
         for t in self.pipeline.transforms:
             results = t(results)
@@ -362,7 +398,7 @@ class CheckedVideoDataset(VideoDataset):
                     raise ShortVideoError(
                         f'{n} frame(s), fewer than min_frames='
                         f'{self.min_frames}')
-        return results
+        return attach_source(results, info)
 
     def __getitem__(self, idx: int):
         if not self.skip_bad_videos:
@@ -427,12 +463,16 @@ class SkipBadSamples:
         return len(self.dataset)
 
     def __getitem__(self, idx: int):
+        get = getattr(self.dataset, 'get_data_info', None)
+
         def path_of(i):
-            get = getattr(self.dataset, 'get_data_info', None)
             return _sample_path(get(i)) if get else f'<index {i}>'
 
-        return self._replacer.fetch(idx, len(self), self.dataset.__getitem__,
-                                    path_of)
+        def load(i):
+            data = self.dataset[i]
+            return attach_source(data, get(i)) if get else data
+
+        return self._replacer.fetch(idx, len(self), load, path_of)
 
     def __getattr__(self, name):
         # e.g. get_data_info, full_init, data_list of the wrapped dataset

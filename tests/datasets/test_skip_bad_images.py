@@ -133,22 +133,30 @@ def test_labels_beyond_the_head_fail_before_training(tmp_path):
 def test_an_odd_sized_image_is_named_in_a_padding_warning(tmp_path):
     """The demo pipelines do not resize (the generated data has one size);
     one large image pads its batch, and the runtime's BatchPaddingHook
-    names it with the transform to add."""
+    names the padded files (from SkipBadSamples' metainfo) with the
+    transform to add, once."""
     import cv2
     import numpy as np
     root = str(tmp_path / 'shapes')
     make_shape_dataset(root, num_train=1, num_val=0, size=32)
-    big = sorted((tmp_path / 'shapes' / 'train').glob('*/*.png'))[0]
+    images = sorted((tmp_path / 'shapes' / 'train').glob('*/*.png'))
+    big = images[0]
     assert cv2.imwrite(str(big), np.zeros((96, 128, 3), np.uint8))
     runner = Runner.from_cfg(_short_run_cfg(root, tmp_path / 'work',
                                             with_val=False))
     runner.train()
-    assert re.search(
+    log = _log(runner)
+    found = re.search(
         r"train batch \d: inputs of sizes \[\(32, 32\), \(96, 128\)\] are "
-        rf"zero-padded to one 96x128 batch, 12x the smallest input \("
-        rf"largest: {re.escape(str(big))}\). Resize in the pipeline \(e\.g\. "
-        r"dict\(type='ResizeEdge', scale=256, edge='short'\) then a crop\)",
-        _log(runner)), _log(runner)[-3000:]
+        r"zero-padded to 96x128 \(12x the smallest area\), which changes the "
+        r"scores of the padded ones .*: (.*)\. Resize to one size in the "
+        r"pipeline \(e\.g\. dict\(type='ResizeEdge', scale=256, "
+        r"edge='short'\) then a crop\)", log)
+    assert found, log[-3000:]
+    named = found.group(1)
+    assert str(big) not in named  # the large one is not padded
+    assert any(f'{p} (32x32)' in named for p in map(str, images[1:])), named
+    assert log.count('zero-padded') == 1
 
 
 def _trained_weights(cfg):

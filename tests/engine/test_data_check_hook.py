@@ -128,3 +128,89 @@ def test_zero_fraction_makes_any_bad_sample_an_error():
                        r'max_bad_fraction=0 allows:\n  a\.mp4: empty'):
         DataCheckHook(max_bad_fraction=0)._check_limit('train', one_bad,
                                                        Loader())
+
+
+# -- non-finite inputs and scores in tools/test.py ----------------------------
+IMAGE_DEMO = osp.join(REPO, 'configs/demo/sparseformer-nano_1xb32-6e_shapes.py')
+
+
+def _save_model(cfg_file, path, scope, spoil=None):
+    """A checkpoint of the config's model (random weights); ``spoil`` may
+    change its state dict first."""
+    import importlib
+    from mmengine.registry import DefaultScope
+    models = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = models.build(Config.fromfile(cfg_file).model)
+    model.init_weights()
+    state = model.state_dict()
+    if spoil:
+        spoil(state)
+    torch.save({'state_dict': state, 'meta': {}}, path)
+    return str(path)
+
+
+def _test_tool(cfg_text, ckpt, tmp_path):
+    import os
+    import subprocess
+    import sys
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(cfg_text)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+    res = subprocess.run(
+        [sys.executable, 'tools/test.py', str(cfg), ckpt, '--work-dir',
+         str(tmp_path / 'work')], cwd=REPO, env=env, capture_output=True,
+        text=True, timeout=600)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]  # the metrics are still printed
+    return out
+
+
+def test_nan_pixels_in_a_test_set_are_named(tmp_path):
+    """A float TIFF with NaN pixels among the test images (read unchanged):
+    the file is named when its batch arrives and in the epoch's summary."""
+    import cv2
+    import numpy as np
+    from data_helpers import make_shape_dataset
+    root = tmp_path / 'shapes'
+    make_shape_dataset(str(root), num_train=1, num_val=1, size=32)
+    png = sorted((root / 'val').glob('*/*.png'))[1]
+    img = cv2.imread(str(png)).astype(np.float32)
+    img[:4, :4] = np.nan
+    tif = png.with_suffix('.tif')
+    assert cv2.imwrite(str(tif), img)
+    png.unlink()
+    ckpt = _save_model(IMAGE_DEMO, tmp_path / 'model.pth', 'mmpretrain')
+    out = _test_tool(
+        f'_base_ = [{IMAGE_DEMO!r}]\n'
+        'test_dataloader = dict(batch_size=4, num_workers=0, dataset=dict('
+        f'data_root={str(root)!r}, data_prefix="val", pipeline=['
+        "dict(type='LoadImageFromFile', color_type='unchanged'), "
+        "dict(type='PackInputs')]))\n", ckpt, tmp_path)
+    assert f'test input {tif} has 48 non-finite value(s)' in out, out[-3000:]
+    assert f'1 of 4 samples have non-finite inputs (NaN / Inf): {tif}' in out
+    assert 'although their inputs are finite' not in out
+
+
+def test_nan_weights_in_test_are_said(tmp_path):
+    """A checkpoint with a NaN weight: every score is NaN, and the test
+    says that the weights are broken instead of printing an accuracy
+    alone."""
+    root = tmp_path / 'motion'
+    make_motion_dataset(str(root), num_train=1, num_val=1, size=32,
+                        num_frames=32)
+
+    def spoil(state):
+        state['cls_head.fc_cls.weight'][0, 0] = float('nan')
+
+    ckpt = _save_model(DEMO, tmp_path / 'model.pth', 'mmaction', spoil)
+    out = _test_tool(
+        f'_base_ = [{DEMO!r}]\n'
+        'test_dataloader = dict(batch_size=2, num_workers=0, dataset=dict('
+        f'ann_file={str(root / "kinetics400_val_list_videos.txt")!r}, '
+        f'data_prefix=dict(video={str(root / "videos_val")!r})))\n',
+        ckpt, tmp_path)
+    assert '4 of 4 samples scored NaN / Inf although their inputs are ' \
+        'finite' in out, out[-3000:]
+    assert str(root / 'videos_val' / 'move_down' / '00000.mp4') in out
+    assert 'weights are broken' in out

@@ -2,8 +2,11 @@
 several sizes gives each video the prediction it gets alone (batch 1),
 where mmengine's loop zero-pads it to the largest size and changes it."""
 import copy
+import os
 import os.path as osp
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -126,3 +129,39 @@ def test_mixed_sizes_score_as_alone(mixed, tmp_path):
     for name, score in alone.items():
         same = torch.allclose(padded[name], score, rtol=1e-5, atol=1e-6)
         assert same == ('/wide/' in name), name
+
+
+@pytest.mark.slow
+def test_test_tool_dumps_in_dataset_order(mixed, tmp_path):
+    """``tools/test.py --dump`` under SizeGroupedTestLoop, with the demo's
+    own pipeline (PackActionInputs' default meta keys: no file name): entry
+    i of the dump is video i of the list, as with an ungrouped loop."""
+    root, ckpt = mixed
+    alone = _scores_one_by_one(root, ckpt)
+    lines = (root / 'mixed.txt').read_text().split('\n')
+    files = [str(root / ln.split()[0]) for ln in lines if ln.strip()]
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(
+        f'_base_ = [{DEMO_FULL!r}]\n'
+        f'test_dataloader = dict(batch_size=4, num_workers=0, '
+        f'persistent_workers=False, dataset=dict(ann_file='
+        f'{str(root / "mixed.txt")!r}, data_prefix=dict(video='
+        f'{str(root)!r})))\n')
+    dump = tmp_path / 'results.pkl'
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+    res = subprocess.run(
+        [sys.executable, 'tools/test.py', str(cfg), str(ckpt), '--work-dir',
+         str(tmp_path / 'work'), '--dump', str(dump)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    assert 'holds inputs of 2 sizes' in res.stdout + res.stderr
+    with open(dump, 'rb') as f:
+        results = pickle.load(f)
+    assert len(results) == len(files) == 8
+    for i, (r, name) in enumerate(zip(results, files)):
+        # the dataset names each result's file, and the scores are that
+        # file's own (batch 1)
+        assert r['filename'] == name, i
+        assert r['sample_idx'] == i
+        torch.testing.assert_close(r['pred_score'], alone[name], rtol=1e-5,
+                                   atol=1e-6)

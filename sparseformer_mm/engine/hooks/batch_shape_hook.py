@@ -1,8 +1,11 @@
-"""Warn when a batch is padded far beyond its smallest input."""
-from typing import Optional, Sequence
+"""Warn, naming the files, when a batch of inputs of different sizes is
+zero-padded."""
+from typing import Dict, Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+
+from ...datasets.checked_dataset import sample_path_of
 
 
 def _hw(x) -> Optional[tuple]:
@@ -21,37 +24,47 @@ def padding_factor(inputs: Sequence) -> float:
     return padded / max(1, min(h * w for h, w in sizes))
 
 
+def _name(samples, i: int) -> str:
+    path = sample_path_of(samples[i]) if i < len(samples) else None
+    return path or f'#{i} of the batch'
+
+
 @HOOKS.register_module()
 class BatchPaddingHook(Hook):
-    """Warn when inputs of different sizes make a padded batch much larger
-    than its inputs.
+    """Warn when the inputs of a batch differ in size, so that the data
+    preprocessor zero-pads them, naming the padded files.
 
     mmaction2's and mmpretrain's data preprocessors zero-pad the inputs of
-    a batch to the largest height and width among them. A pipeline without
-    a resize (e.g. the demo configs, whose clips share one size) then pads
-    every clip to one odd video's size: a single 1080p clip among 64x64
-    ones makes a 1080x1920 batch, hundreds of times the compute, and the
-    model sees mostly zeros. This hook compares the padded area with the
-    smallest input's and warns, naming the largest input's file, when the
-    factor exceeds ``max_factor`` (at most ``max_warnings`` times).
+    a batch to the largest height and width among them. SparseFormer
+    places its RoIs relative to the whole (padded) input, so a padded
+    sample is seen beside black bars and scores differently from the same
+    sample alone, however little it is padded
+    (``tests/engine/test_batch_shape_hook.py`` measures it). A pipeline
+    without a resize to one size (e.g. the demo configs, whose generated
+    clips share one size) therefore changes the scores of every sample in a
+    batch with one odd file. The first padded batch of each mode (train,
+    val, test) is named in a warning: the padded files, their sizes, the
+    padded size and what to change; the files come from the data samples'
+    metainfo, which ``CheckedVideoDataset`` and ``SkipBadSamples`` fill.
 
     Args:
-        max_factor (float): Padded area / smallest input area above which
-            to warn. Defaults to 4.
-        max_warnings (int): Warnings per run. Defaults to 5.
+        max_factor (float): Padded area / smallest input area at or below
+            which not to warn. Defaults to 1 (warn on any padding).
+        max_warnings (int): Warnings per mode and run. Defaults to 1.
     """
 
     priority = 'LOW'
 
-    def __init__(self, max_factor: float = 4.0, max_warnings: int = 5):
+    def __init__(self, max_factor: float = 1.0, max_warnings: int = 1):
         if max_factor < 1:
             raise ValueError(f'max_factor must be >= 1, got {max_factor}')
         self.max_factor = max_factor
         self.max_warnings = max_warnings
-        self._warned = 0
+        self._warned: Dict[str, int] = {}
 
     def _check(self, runner, batch, mode: str, idx: int) -> None:
-        if self._warned >= self.max_warnings or not isinstance(batch, dict):
+        if self._warned.get(mode, 0) >= self.max_warnings \
+                or not isinstance(batch, dict):
             return
         inputs = batch.get('inputs')
         if not isinstance(inputs, (list, tuple)):
@@ -60,26 +73,33 @@ class BatchPaddingHook(Hook):
         if factor <= self.max_factor:
             return
         sizes = [_hw(x) for x in inputs]
-        big = max(range(len(sizes)), key=lambda i: sizes[i][0] * sizes[i][1]
-                  if sizes[i] else 0)
+        padded = (max(s[0] for s in sizes if s), max(s[1] for s in sizes if s))
         samples = batch.get('data_samples') or []
-        meta = getattr(samples[big], 'metainfo', {}) if big < len(
-            samples) else {}
-        name = meta.get('filename') or meta.get('img_path') or f'#{big}'
-        if meta.get('img_path'):  # an image (mmpretrain) pipeline
-            fix = ("(e.g. dict(type='ResizeEdge', scale=256, edge='short') "
-                   'then a crop)')
+        names = [f'{_name(samples, i)} ({s[0]}x{s[1]})'
+                 for i, s in enumerate(sizes) if s and s != padded]
+        listing = ', '.join(names[:5]) + (
+            f' and {len(names) - 5} more' if len(names) > 5 else '')
+        if any(getattr(s, 'metainfo', {}).get('img_path') for s in samples):
+            fix = ("e.g. dict(type='ResizeEdge', scale=256, edge='short') "
+                   'then a crop')
         else:
-            fix = ("(e.g. dict(type='Resize', scale=(-1, 256)) then a crop) "
+            fix = ("e.g. dict(type='Resize', scale=(-1, 256)) then a crop, "
                    'or resize the videos (tools/data/kinetics/'
                    'resize_videos.py)')
-        self._warned += 1
+        if mode != 'train':
+            loop = 'SizeGroupedValLoop' if mode == 'val' \
+                else 'SizeGroupedTestLoop'
+            fix += (f"; or set {mode}_cfg = dict(type='{loop}'), which runs "
+                    'each size as its own batch, unpadded')
+        self._warned[mode] = self._warned.get(mode, 0) + 1
+        once = f' (Said once per run for {mode}.)' \
+            if self.max_warnings == 1 else ''
         runner.logger.warning(
             f'{mode} batch {idx}: inputs of sizes {sorted(set(sizes))} are '
-            f'zero-padded to one {max(s[0] for s in sizes if s)}x'
-            f'{max(s[1] for s in sizes if s)} batch, {factor:.0f}x the '
-            f'smallest input (largest: {name}). Resize in the pipeline '
-            f'{fix}.')
+            f'zero-padded to {padded[0]}x{padded[1]} ({factor:.2g}x the '
+            'smallest area), which changes the scores of the padded ones '
+            '(SparseFormer places its RoIs relative to the padded input): '
+            f'{listing}. Resize to one size in the pipeline ({fix}).{once}')
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self._check(runner, data_batch, 'train', batch_idx)

@@ -1,11 +1,14 @@
-"""Checks labels before the run; counts, logs and limits bad samples."""
+"""Checks labels before the run; counts, logs and limits bad samples;
+names inputs and scores that are not finite."""
 from typing import Dict, List, Optional, Tuple
 
+import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop
 
-from ...datasets.checked_dataset import AnnotationError, bad_samples_of
+from ...datasets.checked_dataset import (AnnotationError, bad_samples_of,
+                                         sample_path_of)
 from ...utils.model_utils import unwrap_model
 
 
@@ -30,6 +33,24 @@ def _leaf_datasets(dataset) -> list:
     if inner is not None:
         return _leaf_datasets(inner)
     return [dataset]
+
+
+def _non_finite(x) -> int:
+    """How many values of ``x`` are NaN / Inf (0 for integer tensors, e.g.
+    decoded uint8 frames, which cannot hold them)."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        return int((~torch.isfinite(x)).sum())
+    return 0
+
+
+def _name(samples, i: int, mode: str, idx: int) -> str:
+    path = sample_path_of(samples[i]) if i < len(samples) else None
+    return path or f'{mode} batch {idx} sample #{i}'
+
+
+def _listing(names: List[str]) -> str:
+    return ', '.join(names[:10]) + (
+        f' and {len(names) - 10} more' if len(names) > 10 else '')
 
 
 def _check_generic_labels(dataset, num_classes: int) -> None:
@@ -73,6 +94,16 @@ class DataCheckHook(Hook):
       epoch's samples (this rank's share) raise :class:`BadDataError`
       naming them, before the model sees the batch.
 
+    * Inputs and scores that are not finite: an input with NaN / Inf
+      values (e.g. a float TIFF image) is named in a warning when its batch
+      arrives (train, val and test; in training the loss then turns NaN and
+      ``NonFiniteLossHook`` acts). In val / test, where nothing else would
+      stop, a sample whose scores are NaN / Inf is recorded, and the
+      epoch ends with a warning naming those files and saying what the
+      metrics are then worth: NaN scores from finite inputs mean broken
+      weights. Warnings, not errors: the other samples' results are kept
+      and the files named, so nothing is lost.
+
     Args:
         max_bad_fraction (float): Allowed fraction of bad samples per epoch;
             0 makes any bad sample an error. Defaults to 0.01.
@@ -91,6 +122,9 @@ class DataCheckHook(Hook):
         self._logged = set()
         self._epoch: Dict[str, Dict[str, str]] = {}
         self.totals: Dict[str, int] = {}
+        # mode -> {name: kind}, kind 'input' (non-finite input) or 'score'
+        # (non-finite scores from a finite input)
+        self._non_finite: Dict[str, Dict[str, str]] = {}
 
     # -- labels ---------------------------------------------------------------
     def before_run(self, runner) -> None:
@@ -108,11 +142,72 @@ class DataCheckHook(Hook):
                 else:
                     _check_generic_labels(ds, num_classes)
 
+    # -- non-finite inputs and scores ---------------------------------------
+    def _check_inputs(self, runner, mode: str, idx: int, data_batch) -> None:
+        if not isinstance(data_batch, dict):
+            return
+        inputs = data_batch.get('inputs')
+        if not isinstance(inputs, (list, tuple, torch.Tensor)):
+            return
+        samples = data_batch.get('data_samples') or []
+        seen = self._non_finite.setdefault(mode, {})
+        for i, x in enumerate(inputs):
+            bad = _non_finite(x)
+            if not bad:
+                continue
+            name = _name(samples, i, mode, idx)
+            seen[name] = 'input'
+            if ('non-finite', name) not in self._logged:  # once per run
+                self._logged.add(('non-finite', name))
+                runner.logger.warning(
+                    f'{mode} input {name} has {bad} non-finite value(s) '
+                    f'(NaN / Inf) of {x.numel()}: its scores are NaN and its '
+                    'predicted label is meaningless. Fix or remove the file '
+                    '(a float image with NaN pixels?).')
+
+    def _check_scores(self, mode: str, idx: int, data_batch,
+                      outputs) -> None:
+        seen = self._non_finite.setdefault(mode, {})
+        samples = (data_batch.get('data_samples') if isinstance(
+            data_batch, dict) else None) or []
+        for i, out in enumerate(outputs or []):
+            score = getattr(out, 'pred_score', None)
+            if not isinstance(score, torch.Tensor) or not _non_finite(score):
+                continue
+            name = sample_path_of(out) or _name(samples, i, mode, idx)
+            seen.setdefault(name, 'score')
+
+    def _report_non_finite(self, runner, mode: str, loader) -> None:
+        seen = self._non_finite.get(mode, {})
+        if not seen:
+            return
+        inputs = [n for n, k in seen.items() if k == 'input']
+        scores = [n for n, k in seen.items() if k == 'score']
+        total = self._epoch_size(loader)
+        parts = []
+        if inputs:
+            parts.append(f'{len(inputs)} of {total} samples have non-finite '
+                         f'inputs (NaN / Inf): {_listing(inputs)}')
+        if scores:
+            parts.append(
+                f'{len(scores)} of {total} samples scored NaN / Inf although '
+                f'their inputs are finite: {_listing(scores)}; the model '
+                'itself gives non-finite outputs, so its weights are broken '
+                '(e.g. a diverged training, or a checkpoint with NaN / Inf '
+                'values)')
+        runner.logger.warning(
+            f'{mode}: ' + '; '.join(parts) + f'. The {mode} metrics count '
+            'these samples with meaningless predicted labels' +
+            (' and do not measure the model.' if scores else '.'))
+
     # -- bad samples --------------------------------------------------------
     def _begin(self, mode: str) -> None:
         self._epoch[mode] = {}
+        self._non_finite[mode] = {}
 
-    def _collect(self, runner, mode: str, data_batch, loader) -> None:
+    def _collect(self, runner, mode: str, data_batch, loader,
+                 idx: int = 0) -> None:
+        self._check_inputs(runner, mode, idx, data_batch)
         samples = data_batch.get('data_samples') \
             if isinstance(data_batch, dict) else None
         if not samples:
@@ -172,7 +267,7 @@ class DataCheckHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         self._collect(runner, 'train', data_batch,
-                      runner.train_loop.dataloader)
+                      runner.train_loop.dataloader, batch_idx)
 
     def after_train_epoch(self, runner) -> None:
         self._end(runner, 'train', runner.train_loop.dataloader)
@@ -181,19 +276,31 @@ class DataCheckHook(Hook):
         self._begin('val')
 
     def before_val_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._collect(runner, 'val', data_batch, runner.val_loop.dataloader)
+        self._collect(runner, 'val', data_batch, runner.val_loop.dataloader,
+                      batch_idx)
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None,
+                       outputs=None) -> None:
+        self._check_scores('val', batch_idx, data_batch, outputs)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         self._end(runner, 'val', runner.val_loop.dataloader)
+        self._report_non_finite(runner, 'val', runner.val_loop.dataloader)
 
     def before_test_epoch(self, runner) -> None:
         self._begin('test')
 
     def before_test_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._collect(runner, 'test', data_batch, runner.test_loop.dataloader)
+        self._collect(runner, 'test', data_batch,
+                      runner.test_loop.dataloader, batch_idx)
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None,
+                        outputs=None) -> None:
+        self._check_scores('test', batch_idx, data_batch, outputs)
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         self._end(runner, 'test', runner.test_loop.dataloader)
+        self._report_non_finite(runner, 'test', runner.test_loop.dataloader)
 
 
 __all__ = ['DataCheckHook', 'BadDataError']
