@@ -61,3 +61,13 @@ def complexity(model: nn.Module, shape: Sequence[int]) -> dict:
     fas = flop_analyzers(model, shape)
     return dict(params=sum(p.numel() for p in model.parameters()),
                 **{k: fa.total() / 1e9 for k, fa in fas.items()})
+
+
+def default_shape(cfg):
+    """(3, H, W) for images; (3, T, H, W) with the test clip length."""
+    if cfg.default_scope == 'mmaction':
+        pipeline = cfg.val_dataloader.dataset.pipeline
+        clip = next(t['clip_len'] for t in pipeline
+                    if t['type'] == 'SampleFrames')
+        return [3, clip, 224, 224]
+    return [3, 224, 224]

@@ -16,17 +16,7 @@ from mmengine.registry import MODELS, DefaultScope
 
 import sparseformer_mm  # noqa: F401  (compat fixes, registries)
 
-from complexity import complexity, flop_analyzers
-
-
-def default_shape(cfg):
-    """(3, H, W) for images; (3, T, H, W) with the test clip length."""
-    if cfg.default_scope == 'mmaction':
-        pipeline = cfg.val_dataloader.dataset.pipeline
-        clip = next(t['clip_len'] for t in pipeline
-                    if t['type'] == 'SampleFrames')
-        return [3, clip, 224, 224]
-    return [3, 224, 224]
+from complexity import complexity, default_shape, flop_analyzers
 
 
 def main():
