@@ -161,6 +161,17 @@ class VideoReader:
         Repeated indices give separate arrays, so in-place transforms (e.g.
         mmaction2's ``Flip``) change each position once.
         """
+        idx = self._check_indices(indices)
+        try:
+            batch = self._decode_batch(idx.tolist())
+        except Exception as e:  # noqa: BLE001  each library raises its own
+            raise VideoDecodeError(f'{self.filename}: {self.backend} failed '
+                                   f'to decode frames ({_first_line(e)})'
+                                   ) from e
+        return list(batch)
+
+    def _decode_batch(self, indices: List[int]) -> np.ndarray:
+        """``(N, H, W, 3)`` frames of a library that decodes a batch."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -183,14 +194,8 @@ class DecordReader(VideoReader):
         self.num_frames = len(self._vr)
         self.fps = float(self._vr.get_avg_fps())
 
-    def get_frames(self, indices):
-        idx = self._check_indices(indices)
-        try:
-            batch = self._vr.get_batch(idx.tolist()).asnumpy()
-        except Exception as e:  # noqa: BLE001
-            raise VideoDecodeError(f'{self.filename}: decord failed to decode '
-                                   f'frames ({_first_line(e)})') from e
-        return list(batch)
+    def _decode_batch(self, indices):
+        return self._vr.get_batch(indices).asnumpy()
 
     def close(self):
         self._vr = None
@@ -349,14 +354,8 @@ class TorchCodecReader(VideoReader):
         self.num_frames = int(meta.num_frames or 0)
         self.fps = float(meta.average_fps or 0.0)
 
-    def get_frames(self, indices):
-        idx = self._check_indices(indices)
-        try:
-            batch = self._dec.get_frames_at(idx.tolist()).data.numpy()
-        except Exception as e:  # noqa: BLE001
-            raise VideoDecodeError(f'{self.filename}: torchcodec failed to '
-                                   f'decode frames ({_first_line(e)})') from e
-        return list(batch)
+    def _decode_batch(self, indices):
+        return self._dec.get_frames_at(indices).data.numpy()
 
     def close(self):
         self._dec = None
