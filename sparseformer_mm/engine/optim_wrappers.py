@@ -6,8 +6,9 @@ from typing import List, Optional, Union
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.device import (is_cuda_available, is_mlu_available,
-                             is_musa_available, is_npu_available)
+from mmengine.device import (get_device, is_cuda_available,
+                             is_mlu_available, is_musa_available,
+                             is_npu_available)
 from mmengine.dist import get_rank, get_world_size
 from mmengine.logging import MessageHub, print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
@@ -72,6 +73,74 @@ def _describe(loss: torch.Tensor, bad_ranks: List[int]) -> str:
     return f'loss is non-finite on rank(s) {ranks} (rank {rank}: {value})'
 
 
+def _amp_device(amp: Union[bool, str]) -> Optional[str]:
+    """The device AMP autocasts on for ``amp`` (see the wrapper), or None
+    for fp32."""
+    if amp == 'cpu':
+        return 'cpu'
+    if amp is True and not amp_available():
+        raise RuntimeError(
+            'AmpOrFp32OptimWrapper(amp=True) needs a GPU (or NPU/MLU/MUSA) '
+            "and none is available: set amp='auto' to train in fp32 here, "
+            "amp=False, or amp='cpu' for mixed precision on the CPU.")
+    if amp is True or (amp == 'auto' and amp_available()):
+        return get_device()  # where the Runner puts the model
+    return None
+
+
+def grad_scaler(loss_scale: Union[str, float, dict], device: str,
+                use_fsdp: bool = False):
+    """``(scaler, fixed scale or None)`` for ``AmpOptimWrapper``'s
+    ``loss_scale`` forms (``'dynamic'``, a number, ``GradScaler``
+    arguments), with the scaler of ``device``: on 'cuda' the one mmengine
+    builds (``torch.cuda.amp.GradScaler`` is ``torch.amp.GradScaler
+    ('cuda')``), on 'cpu' ``torch.amp.GradScaler('cpu')``."""
+    if use_fsdp:
+        from torch.distributed.fsdp.sharded_grad_scaler import \
+            ShardedGradScaler
+
+        def scaler_type(**kw):
+            return ShardedGradScaler(device=device, **kw)
+    else:
+        def scaler_type(**kw):
+            return torch.amp.GradScaler(device, **kw)
+    if loss_scale == 'dynamic':
+        return scaler_type(), None
+    if isinstance(loss_scale, (int, float)) and \
+            not isinstance(loss_scale, bool):
+        return scaler_type(init_scale=float(loss_scale)), float(loss_scale)
+    if isinstance(loss_scale, dict):
+        return scaler_type(**loss_scale), None
+    raise TypeError("optim_wrapper.loss_scale must be 'dynamic', a number "
+                    f'or a dict of GradScaler arguments, got {loss_scale!r}')
+
+
+def _cast_dtype(dtype: Optional[Union[str, torch.dtype]]) -> torch.dtype:
+    """The autocast dtype: float16 (None), bfloat16, ...; a clear error
+    for another name."""
+    if dtype is None:
+        return torch.float16
+    if isinstance(dtype, str):
+        if dtype not in AmpOptimWrapper.valid_dtypes:
+            raise ValueError(f'optim_wrapper.dtype must be one of '
+                             f'{AmpOptimWrapper.valid_dtypes}, got {dtype!r}')
+        return getattr(torch, dtype)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    raise TypeError(f'optim_wrapper.dtype must be a dtype name, got '
+                    f'{dtype!r}')
+
+
+def _check_device(model: torch.nn.Module, device: str) -> None:
+    """Autocast on ``device`` would leave a model elsewhere in fp32."""
+    param = next(model.parameters(), None)
+    if param is not None and param.device.type != device:
+        raise RuntimeError(
+            f'AmpOrFp32OptimWrapper autocasts on {device!r} but the model is '
+            f"on {param.device}: amp='cpu' is mixed precision for a model on "
+            "the CPU; use amp=True (or 'auto') on a GPU.")
+
+
 @OPTIM_WRAPPERS.register_module()
 class AmpOrFp32OptimWrapper(AmpOptimWrapper):
     """One training step's whole policy: precision, loss scale, NaN.
@@ -83,7 +152,13 @@ class AmpOrFp32OptimWrapper(AmpOptimWrapper):
       mmaction2's and mmpretrain's, ``Runner.from_cfg(cfg).train()``) trains
       on a laptop or CI too; mmengine's own class refuses to be built there.
       ``amp=True`` requires AMP (an error without an accelerator),
-      ``amp=False`` is fp32 everywhere. :attr:`amp` says which runs.
+      ``amp=False`` is fp32 everywhere, and ``amp='cpu'`` is the same
+      mixed-precision step on the CPU (``torch.autocast('cpu')``,
+      ``torch.amp.GradScaler('cpu')``; fp16 or bf16), so that a machine
+      without a GPU runs what a GPU run executes. The AMP step is one code
+      path with the device as a parameter: autocast on :attr:`device` and
+      its ``GradScaler``, as mmengine's ``AmpOptimWrapper`` does on 'cuda'.
+      :attr:`amp` says whether AMP runs, :attr:`device` where.
     * **The loss scale reaches the model.** Entering :meth:`optim_context`
       (``train_step`` does, before forward) calls ``set_loss_scale(scale)``
       on every module of the model that has it (the SparseFormer
@@ -103,20 +178,19 @@ class AmpOrFp32OptimWrapper(AmpOptimWrapper):
       once when the weights themselves are already non-finite. The run of
       skipped steps is published in the message hub
       (:data:`SKIPPED_STEPS_KEY`); ``SafeCheckpointHook`` does not save a
-      checkpoint at the end of such a run.
-
-    CPU autocast (``torch.autocast('cpu')`` with ``torch.amp.GradScaler
-    ('cpu')``) would be one more ``amp`` choice: only the scaler and the
-    autocast device differ.
+      checkpoint at the end of such a run. (A finite loss whose scaled
+      gradients overflow is the scaler's business, as in mmengine: the
+      optimizer step is skipped and the dynamic scale backs off.)
 
     Args:
         loss_scale (str | float | dict): ``AmpOptimWrapper``'s loss scale:
             ``'dynamic'``, a fixed number or ``GradScaler`` arguments.
             Defaults to 'dynamic'.
-        dtype (str | torch.dtype, optional): The autocast dtype, e.g.
-            ``'bfloat16'``; None is float16. Defaults to None.
+        dtype (str | torch.dtype, optional): The autocast dtype,
+            ``'float16'`` or ``'bfloat16'``; None is float16.
+            Defaults to None.
         use_fsdp (bool): As in ``AmpOptimWrapper``. Defaults to False.
-        amp (bool | str): ``'auto'``, True or False (above).
+        amp (bool | str): ``'auto'``, True, False or ``'cpu'`` (above).
             Defaults to 'auto'.
         non_finite_loss (str): ``'raise'`` or ``'skip'``.
             Defaults to 'raise'.
@@ -134,29 +208,29 @@ class AmpOrFp32OptimWrapper(AmpOptimWrapper):
                  non_finite_loss: str = 'raise',
                  max_consecutive_skips: int = 10,
                  **kwargs):
-        if amp not in ('auto', True, False):
-            raise ValueError(f"amp must be 'auto', True or False, got "
-                             f'{amp!r}')
+        if amp not in ('auto', True, False, 'cpu'):
+            raise ValueError(f"optim_wrapper.amp must be 'auto', True, False "
+                             f"or 'cpu', got {amp!r}")
         if non_finite_loss not in ('raise', 'skip'):
             raise ValueError(f"non_finite_loss must be 'raise' or 'skip', "
                              f'got {non_finite_loss!r}')
-        if amp is True and not amp_available():
-            raise RuntimeError(
-                'AmpOrFp32OptimWrapper(amp=True) needs a GPU (or NPU/MLU/'
-                "MUSA) and none is available: set amp='auto' to train in "
-                'fp32 here, or amp=False.')
-        self.amp = amp is True or (amp == 'auto' and amp_available())
+        self.device = _amp_device(amp)
+        self.amp = self.device is not None
+        # AmpOptimWrapper.__init__ asserts an accelerator: its body (the
+        # scaler and the dtype) with the device as a parameter instead
+        OptimWrapper.__init__(self, **kwargs)
+        self.loss_scaler, self._scale_update_param = None, None
+        self.cast_dtype = None
         if self.amp:
-            super().__init__(loss_scale=loss_scale, dtype=dtype,
-                             use_fsdp=use_fsdp, **kwargs)
-        else:
-            OptimWrapper.__init__(self, **kwargs)
-            self.loss_scaler, self.cast_dtype = None, None
-            if amp == 'auto':
-                # Built once per Runner.train(): one line per run.
-                print_log(
-                    'No GPU (or NPU/MLU/MUSA) found: AmpOrFp32OptimWrapper '
-                    'trains in fp32 instead of AMP.', logger='current')
+            self.loss_scaler, self._scale_update_param = grad_scaler(
+                loss_scale, self.device, use_fsdp)
+            self.cast_dtype = _cast_dtype(dtype)
+        elif amp == 'auto':
+            # Built once per Runner.train(): one line per run.
+            print_log(
+                'No GPU (or NPU/MLU/MUSA) found: AmpOrFp32OptimWrapper '
+                "trains in fp32 instead of AMP (amp='cpu': mixed precision "
+                'on the CPU).', logger='current')
         self.non_finite_loss = non_finite_loss
         self.max_consecutive_skips = max_consecutive_skips
         self.skipped: List[int] = []  # 1-based iterations skipped
@@ -189,7 +263,7 @@ class AmpOrFp32OptimWrapper(AmpOptimWrapper):
 
     def load_state_dict(self, state_dict: dict) -> None:
         if not self.amp:
-            # a checkpoint of an AMP run resumed without a GPU
+            # a checkpoint of an AMP run resumed in fp32
             state_dict = {k: v for k, v in state_dict.items()
                           if k != 'loss_scaler'}
         super().load_state_dict(state_dict)
@@ -201,10 +275,15 @@ class AmpOrFp32OptimWrapper(AmpOptimWrapper):
             set_loss_scale = getattr(module, 'set_loss_scale', None)
             if callable(set_loss_scale):
                 set_loss_scale(scale)
-        context = super().optim_context if self.amp else \
-            super(AmpOptimWrapper, self).optim_context
-        with context(model):
-            yield
+        # OptimWrapper's context (no gradient sync inside an accumulation
+        # window), and autocast on the AMP device as AmpOptimWrapper's
+        with OptimWrapper.optim_context(self, model):
+            if not self.amp:
+                yield
+                return
+            _check_device(model, self.device)
+            with torch.autocast(self.device, dtype=self.cast_dtype):
+                yield
 
     # -- non-finite losses -------------------------------------------------
     def update_params(self, loss: torch.Tensor, step_kwargs=None,
@@ -285,4 +364,4 @@ def _advice(hub: MessageHub) -> str:
 
 __all__ = ['AmpOrFp32OptimWrapper', 'NonFiniteLossError',
            'NonFiniteWeightsError', 'SKIPPED_STEPS_KEY', 'amp_available',
-           'non_finite_tensors', 'recovery_advice']
+           'grad_scaler', 'non_finite_tensors', 'recovery_advice']

@@ -9,7 +9,6 @@ import pytest
 import torch
 from mmengine.logging import MMLogger
 from mmengine.optim import AmpOptimWrapper
-from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
@@ -33,13 +32,11 @@ def _cfg(params=None, **kwargs):
 
 @pytest.fixture
 def pretend_gpu(monkeypatch):
-    """AmpOptimWrapper builds, with a CPU GradScaler standing in for the
-    CUDA one (which would disable itself here)."""
+    """An accelerator is found, and it is the CPU: the AMP step is built
+    with its device as a parameter, so the CPU's GradScaler stands in for
+    the CUDA one (which would disable itself here)."""
     monkeypatch.setattr(optim_wrappers, 'amp_available', lambda: True)
-    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
-                        lambda: True)
-    monkeypatch.setattr(amp_optimizer_wrapper, 'GradScaler',
-                        lambda **kw: torch.amp.GradScaler('cpu', **kw))
+    monkeypatch.setattr(optim_wrappers, 'get_device', lambda: 'cpu')
 
 
 # -- building: AMP or fp32 ---------------------------------------------------

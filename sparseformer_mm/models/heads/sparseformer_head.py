@@ -27,3 +27,8 @@ class SparseFormerHead(TimeSformerHead):
         super().__init__(num_classes, in_channels, init_std=init_std,
                          dropout_ratio=dropout_ratio,
                          average_clips=average_clips, **kwargs)
+
+    def forward(self, x, **kwargs):
+        # fp32 scores under autocast (a no-op in fp32): mmaction2's accuracy
+        # turns them into numpy arrays, and numpy has no bfloat16
+        return super().forward(x, **kwargs).float()
