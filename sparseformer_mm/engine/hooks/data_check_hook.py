@@ -262,45 +262,28 @@ class DataCheckHook(Hook):
         """``(path, reason)`` of the bad samples seen so far this epoch."""
         return list(self._epoch.get(mode, {}).items())
 
-    def before_train_epoch(self, runner) -> None:
-        self._begin('train')
+    # mmengine calls these for every mode (train / val / test)
+    @staticmethod
+    def _loader(runner, mode: str):
+        return getattr(runner, f'{mode}_loop').dataloader
 
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._collect(runner, 'train', data_batch,
-                      runner.train_loop.dataloader, batch_idx)
+    def _before_epoch(self, runner, mode: str = 'train') -> None:
+        self._begin(mode)
 
-    def after_train_epoch(self, runner) -> None:
-        self._end(runner, 'train', runner.train_loop.dataloader)
-
-    def before_val_epoch(self, runner) -> None:
-        self._begin('val')
-
-    def before_val_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._collect(runner, 'val', data_batch, runner.val_loop.dataloader,
+    def _before_iter(self, runner, batch_idx, data_batch=None,
+                     mode: str = 'train') -> None:
+        self._collect(runner, mode, data_batch, self._loader(runner, mode),
                       batch_idx)
 
-    def after_val_iter(self, runner, batch_idx, data_batch=None,
-                       outputs=None) -> None:
-        self._check_scores('val', batch_idx, data_batch, outputs)
+    def _after_iter(self, runner, batch_idx, data_batch=None, outputs=None,
+                    mode: str = 'train') -> None:
+        if mode != 'train':
+            self._check_scores(mode, batch_idx, data_batch, outputs)
 
-    def after_val_epoch(self, runner, metrics=None) -> None:
-        self._end(runner, 'val', runner.val_loop.dataloader)
-        self._report_non_finite(runner, 'val', runner.val_loop.dataloader)
-
-    def before_test_epoch(self, runner) -> None:
-        self._begin('test')
-
-    def before_test_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._collect(runner, 'test', data_batch,
-                      runner.test_loop.dataloader, batch_idx)
-
-    def after_test_iter(self, runner, batch_idx, data_batch=None,
-                        outputs=None) -> None:
-        self._check_scores('test', batch_idx, data_batch, outputs)
-
-    def after_test_epoch(self, runner, metrics=None) -> None:
-        self._end(runner, 'test', runner.test_loop.dataloader)
-        self._report_non_finite(runner, 'test', runner.test_loop.dataloader)
+    def _after_epoch(self, runner, mode: str = 'train') -> None:
+        self._end(runner, mode, self._loader(runner, mode))
+        if mode != 'train':
+            self._report_non_finite(runner, mode, self._loader(runner, mode))
 
 
 __all__ = ['DataCheckHook', 'BadDataError']
