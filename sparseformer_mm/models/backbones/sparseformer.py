@@ -140,6 +140,11 @@ class SparseFormer(BaseModule):
             The first call of each mode (training, inference; each new
             input shape) compiles, which takes minutes on a CPU. The weights
             and their names are those of the eager model. Defaults to False.
+        with_cp (bool): activation checkpointing: while gradients are
+            recorded, each unit application's activations are recomputed in
+            backward instead of held (see :class:`SparseFormerUnit`), for
+            less memory at the cost of a second forward of the units. The
+            stem's are held. Defaults to False.
 
     The forward returns ``(tokens,)`` with tokens ``(B, [1 +] N, width)``
     (a class token first if the arch inserts one); with
@@ -160,8 +165,10 @@ class SparseFormer(BaseModule):
                  padding_mode: str = 'zeros',
                  init_cfg: Optional[Union[dict, Sequence[dict]]] = None,
                  replicates: int = 1,
-                 compile: Union[bool, dict] = False):
+                 compile: Union[bool, dict] = False,
+                 with_cp: bool = False):
         super().__init__(init_cfg=init_cfg)
+        self.with_cp = with_cp
         if isinstance(compile, bool):
             compile = dict() if compile else None
         elif not isinstance(compile, dict):
@@ -360,7 +367,9 @@ class SparseFormer(BaseModule):
                     bias[0] = math.log(self.replicates)
                     state.key_bias = bias
             if isinstance(layer, SparseFormerUnit):
-                state = layer(state)
+                # checkpointing needs a graph; a trace is made in the forward
+                state = layer(state, with_cp=self.with_cp and not return_trace
+                              and torch.is_grad_enabled())
             else:
                 state.tokens = layer(state.tokens)
         if return_trace:

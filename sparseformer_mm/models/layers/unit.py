@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint as cp
 from torch import Tensor
 
 from .adaptive_mixing import AdaptiveMixing
@@ -390,12 +391,42 @@ class SparseFormerUnit(nn.Module):
             if OPS[op].reset is not None:
                 OPS[op].reset(self)
 
-    def forward(self, state: TokenState) -> TokenState:
+    def forward(self, state: TokenState, with_cp: bool = False) -> TokenState:
         """Apply the unit ``repeats`` times to ``state`` (updated in place
-        and returned)."""
-        for i, p in enumerate(self.drop_path_rates):
-            if self.stage_embedding is not None:
-                state.tokens = state.tokens + self.stage_embedding.weight[i]
-            for op in self.ops:
-                OPS[op].apply(self, state, p)
+        and returned).
+
+        With ``with_cp`` each application is checkpointed
+        (``torch.utils.checkpoint``, non-reentrant): its activations are
+        recomputed in backward (drop-path masks included: the RNG state is
+        restored) rather than held, so at most one application's are
+        alive at a time.
+        """
+        for i in range(self.repeats):
+            if with_cp:
+                state.tokens, state.rois = cp.checkpoint(
+                    _application, self, i, state.feat, state.tokens,
+                    state.rois, state.loss_scale, state.num_prefix,
+                    state.key_bias, use_reentrant=False)
+            else:
+                self.apply_once(state, i)
         return state
+
+    def apply_once(self, state: TokenState, i: int) -> None:
+        """The ``i``-th application of the unit's ops to ``state``."""
+        p = self.drop_path_rates[i]
+        if self.stage_embedding is not None:
+            state.tokens = state.tokens + self.stage_embedding.weight[i]
+        for op in self.ops:
+            OPS[op].apply(self, state, p)
+
+
+def _application(unit: SparseFormerUnit, i: int, feat: Tensor, tokens: Tensor,
+                 rois: Tensor, loss_scale: Union[float, Tensor],
+                 num_prefix: int, key_bias: Optional[Tensor]):
+    """The tokens and RoIs of ``unit``'s ``i``-th application to a fresh
+    state: a function of its inputs, as a checkpoint's recompute needs (the
+    ops update a state in place)."""
+    state = TokenState(feat, tokens, rois, loss_scale)
+    state.num_prefix, state.key_bias = num_prefix, key_bias
+    unit.apply_once(state, i)
+    return state.tokens, state.rois
