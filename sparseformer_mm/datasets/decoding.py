@@ -233,6 +233,11 @@ class PyAVReader(VideoReader):
             ctx.thread_type = 'AUTO'
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else 0.0
+        # A reformatter of our own: PyAV's shared one keeps a swscale
+        # context whose slice threads a forked dataloader worker does not
+        # have, and freeing it there waits forever.
+        from av.video.reformatter import VideoReformatter
+        self._reformatter = VideoReformatter()
 
     def _index(self) -> None:
         pts, keys = [], []
@@ -265,7 +270,7 @@ class PyAVReader(VideoReader):
         return self._container.decode(self._stream)
 
     def _rgb(self, frame) -> np.ndarray:
-        img = frame.to_ndarray(format='rgb24')
+        img = self._reformatter.reformat(frame, format='rgb24').to_ndarray()
         # Display-matrix rotation (phone videos), as decord and torchcodec
         # apply it; rotation is counter-clockwise degrees.
         turns = int(round(getattr(frame, 'rotation', 0) or 0)) // 90 % 4
