@@ -1,4 +1,4 @@
-# make install | test | demo | clean.  VENV=path overrides the environment.
+# make install | test | test-fast | demo | clean.  VENV=path overrides the environment.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
@@ -8,7 +8,7 @@ VIDEO_WORK_DIR ?= work_dirs/demo_video
 IMAGE_CFG := configs/demo/sparseformer-nano_1xb32-8e_shapes.py
 VIDEO_CFG := configs/demo/videosparseformer-nano_1xb16-4x8x1-6e_motion.py
 
-.PHONY: install test demo demo-image demo-video demo-bootstrap experiment benchmark clean
+.PHONY: install test test-fast demo demo-image demo-video demo-bootstrap experiment benchmark clean
 
 install: $(STAMP)
 
@@ -21,8 +21,13 @@ $(STAMP): setup.py requirements/*.txt
 	$(PY) -c "import sparseformer_mm, mmaction.models, mmpretrain.models, torchvision, decord, av; print('sparseformer_mm', sparseformer_mm.__version__, 'installed in $(VENV)')"
 	touch $@
 
+# Everything (CI), tests/ and projects/*/tests (pytest.ini's testpaths).
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest
+
+# The inner loop: all but the process-level tests marked slow.
+test-fast: install
+	$(PY) -m pytest -m "not slow"
 
 # The main job: a VideoSparseFormer learns motion direction on generated
 # mp4 clips, starting from the image demo's SparseFormer (inflated to tubes).

@@ -98,6 +98,7 @@ def test_build_file_list_empty_class(tmp_path):
     assert res['classes'] == ['a', 'c'] and res['skipped'] == ['b']
 
 
+@pytest.mark.slow
 def test_tools_reject_bad_values(tmp_path):
     txt = tmp_path / 'notes.txt'
     txt.write_text('not a checkpoint\n')
