@@ -299,6 +299,7 @@ def test_resize_backend_and_input_errors(tmp_path, monkeypatch):
         kt.resize_videos(str(tmp_path), str(tmp_path / 'out'))
 
 
+@pytest.mark.slow
 # ---------------------------------------------------------------------------
 # check_videos
 # ---------------------------------------------------------------------------
