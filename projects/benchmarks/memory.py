@@ -15,16 +15,19 @@ slope the activations per clip.
 
 From the CPU line the GPU peak is estimated (see :func:`gpu_line`): the
 caching allocator's and cuDNN's overhead as a margin, DDP's gradient
-buckets, the CUDA context, and under AMP half the activations plus the
+buckets, the CUDA context, and under AMP the activations scaled by the
+ratio measured under CPU bf16 autocast (:func:`amp_ratios`) plus the
 half-precision weight copies autocast caches.
 
 Run from the repository root, as a module:
 
-    # all K400 models, batches 1 and 2 (4 for T), about 25 min on 2 cores:
+    # all K400 models, batches 1 and 2 (4 for T), about 40 min on 2 cores:
     python -m projects.benchmarks.memory --doc docs/memory.md
     # some of them:
     python -m projects.benchmarks.memory --models T B --doc /tmp/memory.md
-    # a nano model on small clips, seconds (the test's mode):
+    # the doc again from the stored measurements (work_dirs/memory/):
+    python -m projects.benchmarks.memory --doc-only --doc docs/memory.md
+    # a nano model on small clips, a minute (the test's mode):
     python -m projects.benchmarks.memory --quick --doc /tmp/memory.md
 """
 import argparse
@@ -59,6 +62,7 @@ GPU_SIZES = (16, 24, 40, 80)
 GPU_MARGIN = 0.15
 CUDA_CONTEXT = 0.5 * GiB
 TARGET_BATCH = 8  # clips per GPU in the configs (8 x 8)
+TEST_VIEWS = 12  # the test pipelines' 4 clips x 3 crops, one video a batch
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,8 @@ ENTRIES = [
     Entry('btsp-augreg-L', BTSP_AUGREG, arch='btsp-augreg-large'),
     Entry('btsp-clip-L', BTSP_CLIP, arch='btsp-clip-large'),
 ]
-QUICK = [Entry('nano', NANO, batches=(1, 2, 4), view=(8, 96))]
+QUICK = [Entry('nano', NANO, batches=(1, 2, 3), view=(8, 160))]
+WARMUP_SIDE = 64  # the warm-up clip's side (its frames: the entry's)
 
 
 def view_of(entry: Entry) -> Tuple[int, int]:
@@ -186,14 +191,16 @@ def largest_batch(line: Tuple[float, float], capacity: float) -> int:
 
 
 def gpu_line(cpu: Tuple[float, float], params: int, mode: str,
-             amp: bool) -> Tuple[float, float]:
-    """The peak on one GPU of a DDP run, estimated from the CPU line.
+             amp: bool, amp_ratio: float = 0.5) -> Tuple[float, float]:
+    """The peak on one GPU of a DDP run, estimated from the fp32 CPU line
+    (``params``: bytes of the fp32 weights).
 
     - AMP (``amp``): autocast keeps the fp32 weights, gradients and AdamW
       moments (the intercept) and runs the matmuls and convs in half
-      precision: the activations (the slope) are taken as half of fp32's,
-      and the half-precision copies of the weights autocast caches for the
-      forward (2 bytes a parameter) are added.
+      precision: the activations (the slope) are ``amp_ratio`` of fp32's
+      (half where nothing was measured), and the half-precision copies of
+      the weights autocast caches for the forward (2 bytes a parameter)
+      are added.
     - Training under DDP: gradient buckets as large as the fp32 gradients
       (``MMDistributedDataParallel`` does not make gradients bucket views).
     - ``GPU_MARGIN`` (15 %) on top: the CUDA caching allocator rounds and
@@ -206,7 +213,7 @@ def gpu_line(cpu: Tuple[float, float], params: int, mode: str,
     """
     intercept, slope = cpu
     if amp:
-        slope, intercept = slope / 2, intercept + params / 2
+        slope, intercept = slope * amp_ratio, intercept + params / 2
     if mode == 'train':
         intercept += params
     return ((intercept * (1 + GPU_MARGIN) + CUDA_CONTEXT),
@@ -222,6 +229,12 @@ def measure_entry(entry: Entry, with_cp: bool = False,
     model = build_model(entry, with_cp)
     frames, side = view_of(entry)
     shape = bu.input_shape('video', frames, side)
+    # one-time costs (kernels' code pages, thread pools) paid outside the
+    # measurements, on a small clip
+    for mode in modes:
+        bu.make_step(model, torch.randn(1, 3, frames, WARMUP_SIDE,
+                                        WARMUP_SIDE), mode, dtype)()
+    model.zero_grad(set_to_none=True)
     result = dict(label=entry.label, config=entry.config, arch=entry.arch,
                   with_cp=with_cp, dtype=dtype, frames=frames, side=side,
                   params=param_bytes(model) // 4,
@@ -261,7 +274,10 @@ def _largest(line: Tuple[float, float]) -> str:
 
 
 def render_doc(results: List[dict], machine: dict) -> str:
-    """``docs/memory.md`` from :func:`measure_entry` results."""
+    """``docs/memory.md`` from :func:`measure_entry` results (the bf16
+    ones give the AMP activation ratio, :func:`amp_ratios`)."""
+    ratios = amp_ratios(results)
+    results = [res for res in results if res['dtype'] == 'fp32']
     batches = sorted({r['batch'] for res in results for r in res['rows']})
     out = [
         '# Memory: what fits on a GPU',
@@ -326,30 +342,53 @@ def render_doc(results: List[dict], machine: dict) -> str:
             cpu = (line['intercept'], line['slope'])
             cells = []
             for amp in (False, True):
-                g = gpu_line(cpu, 4 * res['params'], mode, amp)
+                g = gpu_line(cpu, 4 * res['params'], mode, amp,
+                             ratios.get(mode, (0.5, ))[0])
                 cells += [_g(at(g, TARGET_BATCH)), _fits(g), _largest(g)]
             out.append(f'| {res["label"]} | '
                        f'{"yes" if res["with_cp"] else "no"} | {mode} | ' +
                        ' | '.join(cells) + ' |')
-    out += ['', '## How the numbers were obtained', ''] + _method(results)
+    out += ['', '## What fits', ''] + _summary(results, ratios)
+    out += ['', '## How the numbers were obtained', '']
+    out += _method(results, ratios)
     return '\n'.join(out) + '\n'
 
 
-def _method(results: List[dict]) -> List[str]:
+def amp_ratios(results: List[dict]) -> Dict[str, Tuple[float, str]]:
+    """Per mode, the largest ratio of activations per clip under CPU bf16
+    autocast to fp32 among the models measured both ways, and the model."""
+    fp32 = {(r['label'], r['with_cp']): r for r in results
+            if r['dtype'] == 'fp32'}
+    ratios = {}
+    for res in results:
+        ref = fp32.get((res['label'], res['with_cp']))
+        if res['dtype'] != 'bf16' or ref is None:
+            continue
+        for mode, line in res['lines'].items():
+            r = line['slope'] / ref['lines'][mode]['slope']
+            if r > ratios.get(mode, (0, ))[0]:
+                ratios[mode] = (r, res['label'])
+    return ratios
+
+
+def _method(results: List[dict],
+            ratios: Dict[str, Tuple[float, str]]) -> List[str]:
     held = [(res['label'], mode, h) for res in results
             for mode, line in res['lines'].items() for h in line['held_out']]
     checks = []
     for res in results:
         if 'train' in res['lines']:
             p = 4 * res['params']
-            checks.append(f'{res["label"]} '
+            cp = ' with_cp' if res['with_cp'] else ''
+            checks.append(f'{res["label"]}{cp} '
                           f'{res["lines"]["train"]["intercept"] / p:.1f}x')
     lines = [
         '- **Measured**: `projects/benchmarks/memory.py` builds each model '
         'from its config (no weights are read; the bootstrapped L models '
         'from the bootstrapped B config with `arch=btsp-augreg-large` / '
         '`btsp-clip-large` and the neck and head widths set to 1024) and '
-        'runs, in one process per model on the CPU in fp32, one inference '
+        'runs, in one process per model on the CPU in fp32, after a warm-up '
+        'forward and step on a 64² clip, one inference '
         'forward (`torch.inference_mode`) and a training step (cross-'
         'entropy on random labels, backward, AdamW) per batch size, with '
         'the helpers of `projects/benchmarks/benchmark_utils.py` '
@@ -364,7 +403,12 @@ def _method(results: List[dict]) -> List[str]:
         f'{TARGET_BATCH} and the largest batches are read off that line, '
         'not measured (CPU time here is scarce). Memory is affine in the '
         'batch: the weights, gradients and moments do not grow with it, '
-        'the activations grow linearly. Checks: ' +
+        'the activations grow linearly. The inference lines are the '
+        'noisier (their peaks are a fraction of a GiB; the two '
+        'bootstrapped B models have the same shapes), and far below every '
+        'GPU size. Repeated runs of one model on this shared machine '
+        'differ by up to about 20 % in the activations per clip: read an '
+        'estimate within 20 % of a GPU\'s size as marginal. Checks: ' +
         ('; '.join(f'{label} {mode} batch {h["batch"]} measured '
                    f'{_g(h["measured"])} GiB, the line says '
                    f'{_g(h["predicted"])} '
@@ -384,18 +428,80 @@ def _method(results: List[dict]) -> List[str]:
         '- **GPU, AMP** (the configs\' `AmpOrFp32OptimWrapper` on a GPU): '
         'autocast keeps fp32 master weights, gradients and AdamW moments '
         '(the intercept is unchanged) and adds the half-precision weight '
-        'copies it caches (2 bytes a parameter); the activations are '
-        'assumed to be half of fp32\'s. That is an assumption, not a '
-        'measurement: the stem\'s channel norm and the feature sampling '
-        'run in fp32 under autocast, so the true AMP activations lie '
-        'between half and all of fp32\'s, and the fp32 columns are the '
-        'safe bound.',
-        '- `with_cp`: `model.backbone.with_cp=True` recomputes each '
+        'copies it caches (2 bytes a parameter). The activations per clip '
+        'are fp32\'s times ' + _ratio_text(ratios) + ' The fp32 columns are '
+        'the safe bound.',
+        '- `with_cp`: `model.backbone.with_cp=True` (e.g. `--cfg-options '
+        'model.backbone.with_cp=True`) recomputes each application of a '
         'SparseFormer unit in backward (activation checkpointing, '
-        '`torch.utils.checkpoint` without re-entry) instead of holding '
-        'its activations; the stem\'s are kept.',
+        '`torch.utils.checkpoint` without re-entry; the drop-path masks '
+        'are redrawn the same) instead of holding its activations; the '
+        'stem\'s are kept. Gradients equal the plain run\'s '
+        '(`tests/models/backbones/test_with_cp.py`).',
     ]
     return lines
+
+
+def _smallest(line: Tuple[float, float]) -> str:
+    fits = [s for s in GPU_SIZES if at(line, TARGET_BATCH) <= s * GiB]
+    return f'{fits[0]} GB' if fits else f'no {GPU_SIZES[-1]} GB GPU'
+
+
+def _summary(results: List[dict],
+             ratios: Dict[str, Tuple[float, str]]) -> List[str]:
+    """One line per model: the smallest GPU that trains 8 clips."""
+    lines = [f'Training {TARGET_BATCH} clips per GPU (the configs\' '
+             f'`8xb8`), smallest GPU by the estimates above:', '']
+    for res in results:
+        if 'train' not in res['lines']:
+            continue
+        line = res['lines']['train']
+        cpu = (line['intercept'], line['slope'])
+        f32 = gpu_line(cpu, 4 * res['params'], 'train', False)
+        amp = gpu_line(cpu, 4 * res['params'], 'train', True,
+                       ratios.get('train', (0.5, ))[0])
+        cp = ' with `with_cp`' if res['with_cp'] else ''
+        lines.append(f'- {res["label"]}{cp}: {_smallest(f32)} in fp32 '
+                     f'({_g(at(f32, TARGET_BATCH))} GiB), {_smallest(amp)} '
+                     f'with AMP ({_g(at(amp, TARGET_BATCH))} GiB).')
+    plain = {r['label']: r for r in results if not r['with_cp']}
+    cuts = []
+    for res in results:
+        if res['with_cp'] and res['label'] in plain:
+            ref = plain[res['label']]['lines']['train']['slope']
+            cut = 1 - res['lines']['train']['slope'] / ref
+            cuts.append(f'{res["label"]} {cut:.0%}')
+    if cuts:
+        lines += ['', '`with_cp` cuts the training activations per clip by ' +
+                  ', '.join(cuts) + '; it recomputes the units\' forward in '
+                  'backward (the time that adds was not measured here).']
+    views = []
+    for res in results:
+        if 'infer' in res['lines']:
+            line = res['lines']['infer']
+            g = gpu_line((line['intercept'], line['slope']),
+                         4 * res['params'], 'infer', False)
+            views.append(f'{res["label"]} {_g(at(g, TEST_VIEWS))}')
+    lines += ['', f'Testing runs one video a batch, all its {TEST_VIEWS} '
+              'views (4 clips x 3 crops) at once: inference at batch '
+              f'{TEST_VIEWS}, in fp32 on a GPU (GiB): ' + ', '.join(views) +
+              '.']
+    return lines
+
+
+def _ratio_text(ratios: Dict[str, Tuple[float, str]]) -> str:
+    if not ratios:
+        return ('0.5, an assumption, not a measurement: the stem\'s '
+                'channel norm and the feature sampling run in fp32 under '
+                'autocast, so the true ratio lies between 0.5 and 1.')
+    return ('the ratio measured on the CPU under bf16 autocast (the same '
+            'width as fp16; the configs\' fp16 on a GPU autocasts the same '
+            'kinds of ops, and the stem\'s channel norm and the feature '
+            'sampling stay fp32 in both): ' + ', '.join(
+                f'{mode} {r:.2f} ({label}, batches 1 and 2)'
+                for mode, (r, label) in sorted(ratios.items())) +
+            '; 0.5 is what halving everything would give. That ratio is '
+            'applied to every model.')
 
 
 def write_doc(path: str, results: List[dict]) -> None:
@@ -410,15 +516,23 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--models', nargs='+', default=None,
                    help='labels of ENTRIES to measure (default: all)')
-    p.add_argument('--with-cp', nargs='*', default=['B', 'btsp-augreg-L',
-                                                    'btsp-clip-L'],
+    p.add_argument('--with-cp', nargs='*',
+                   default=['B', 'btsp-augreg-L', 'btsp-clip-L'],
                    help='labels also measured with model.backbone.with_cp')
+    p.add_argument('--bf16', nargs='*', default=['T'],
+                   help='labels also measured under CPU bf16 autocast: '
+                   'the activation ratio the AMP estimates use')
+    p.add_argument('--skip-plain', action='store_true',
+                   help='measure only the --with-cp and --bf16 runs (the '
+                   'plain fp32 ones kept from --results)')
     p.add_argument('--quick', action='store_true',
-                   help='a nano model on 8 x 96² clips (seconds)')
+                   help='a nano model on 8 x 160² clips (a minute)')
     p.add_argument('--results', default='work_dirs/memory/results.json',
                    help='JSON of all measurements; measured models are '
                    'merged into it, so the models can be run one a process')
     p.add_argument('--doc', default=None, help='write this markdown doc')
+    p.add_argument('--doc-only', action='store_true',
+                   help='measure nothing: write --doc from --results')
     return p.parse_args(argv)
 
 
@@ -426,23 +540,29 @@ def main(argv=None) -> List[dict]:
     args = parse_args(argv)
     entries = QUICK if args.quick else ENTRIES
     known = {e.label: e for e in entries}
-    labels = args.models or list(known)
+    labels = [] if args.doc_only else args.models or list(known)
     unknown = [m for m in labels if m not in known]
     if unknown:
         raise SystemExit(f'unknown models {unknown}: use {list(known)}')
     stored: Dict[str, dict] = {}
+    key = '{label}:{with_cp}:{dtype}'.format
     if osp.isfile(args.results):
         with open(args.results) as f:
-            stored = {f'{r["label"]}:{r["with_cp"]}': r for r in json.load(f)}
+            stored = {key(**r): r for r in json.load(f)}
     for label in labels:
-        for cp in (False, True) if label in args.with_cp \
-                else (False, ):
+        runs = [] if args.skip_plain else [(False, 'fp32')]
+        if label in args.with_cp:
+            runs.append((True, 'fp32'))
+        if label in args.bf16:
+            runs.append((False, 'bf16'))
+        for cp, dtype in runs:
             # checkpointing changes training only
-            res = measure_entry(known[label], with_cp=cp,
+            res = measure_entry(known[label], with_cp=cp, dtype=dtype,
                                 modes=('train', ) if cp else
                                 ('infer', 'train'))
-            stored[f'{label}:{cp}'] = res
-    order = [f'{e.label}:{cp}' for e in entries for cp in (False, True)]
+            stored[key(label=label, with_cp=cp, dtype=dtype)] = res
+    order = [key(label=e.label, with_cp=cp, dtype=d) for e in entries
+             for cp in (False, True) for d in ('fp32', 'bf16')]
     results = [stored[k] for k in order if k in stored]
     os.makedirs(osp.dirname(osp.abspath(args.results)), exist_ok=True)
     with open(args.results, 'w') as f:
