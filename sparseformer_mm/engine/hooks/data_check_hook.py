@@ -97,8 +97,8 @@ class DataCheckHook(Hook):
     * Inputs and scores that are not finite: an input with NaN / Inf
       values (e.g. a float TIFF image) is named in a warning when its batch
       arrives (train, val and test; in training the loss then turns NaN and
-      ``AmpOrFp32OptimWrapper`` refuses or skips it). In val / test, where nothing else would
-      stop, a sample whose scores are NaN / Inf is recorded, and the
+      ``AmpOrFp32OptimWrapper`` refuses or skips it). In val / test, where
+      nothing else would stop, a sample whose scores are NaN / Inf is recorded, and the
       epoch ends with a warning naming those files and saying what the
       metrics are then worth: NaN scores from finite inputs mean broken
       weights. Warnings, not errors: the other samples' results are kept
