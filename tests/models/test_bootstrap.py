@@ -179,16 +179,25 @@ def _student_run(tmp_path, name, teacher, student_init):
     return Runner.from_cfg(cfg)
 
 
-def test_a_student_initialised_from_another_vit_depth_stops(tmp_path):
+@pytest.fixture(scope='module')
+def vits(tmp_path_factory):
+    """A 6-block teacher ViT, the student init converted from it and one
+    converted from a 3-block ViT: built once for the tests below."""
+    d = tmp_path_factory.mktemp('vits')
+    six = _vit_file(d / 'vit6.pth', 6)
+    return dict(six=six, good=_convert(six, d / 'init6.pth'),
+                wrong=_convert(_vit_file(d / 'vit3.pth', 3),
+                               d / 'init3.pth'))
+
+
+def test_a_student_initialised_from_another_vit_depth_stops(tmp_path,
+                                                            vits):
     """The config's student inherits 4 blocks of a 6-block ViT; its init
     checkpoint was converted from a 3-block ViT: the frozen blocks would
     stay random (mmengine loads init_cfg non-strictly), so the run stops
     before training, naming the key and the converter."""
     from sparseformer_mm.checkpoint_fit import CheckpointMismatchError
-    six = _vit_file(tmp_path / 'vit6.pth', 6)
-    good = _convert(six, tmp_path / 'init6.pth')
-    wrong = _convert(_vit_file(tmp_path / 'vit3.pth', 3),
-                     tmp_path / 'init3.pth')
+    six, good, wrong = vits['six'], vits['good'], vits['wrong']
     runner = _student_run(tmp_path, 'wrong', six, wrong)
     with pytest.raises(CheckpointMismatchError) as info:
         runner.train()
@@ -206,9 +215,8 @@ def test_a_student_initialised_from_another_vit_depth_stops(tmp_path):
     assert torch.equal(runner.model.student.state_dict()[last], init[last])
 
 
-def test_the_teacher_must_be_given_and_exist(tmp_path):
-    six = _vit_file(tmp_path / 'vit6.pth', 6)
-    init = _convert(six, tmp_path / 'init6.pth')
+def test_the_teacher_must_be_given_and_exist(tmp_path, vits):
+    init = vits['good']
     with pytest.raises(ValueError, match='model.teacher_checkpoint is not '
                        'set: the teacher would be randomly initialised'):
         _student_run(tmp_path, 'none', None, init).train()
