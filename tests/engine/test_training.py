@@ -24,8 +24,8 @@ def _cfg(data_root, work_dir, max_epochs):
     cfg.param_scheduler = []  # constant lr: a clean signal in few steps
     cfg.optim_wrapper.optimizer.lr = 4e-3
     cfg.default_hooks.logger.interval = 1
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1,
-                                        max_keep_ckpts=1)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                        interval=max_epochs, max_keep_ckpts=1)
     cfg.log_level = 'WARNING'
     return cfg
 
