@@ -37,6 +37,18 @@ SCHEDULE = [
          eta_min=0)]
 
 
+class RepeatedPoints(Points):
+    """``Points`` four times over: the same batches in the same order (no
+    shuffling), but a run of up to 8 iterations never reaches the end of
+    the dataloader, where mmengine's iteration loop sleeps 2 s."""
+
+    def __len__(self):
+        return 4 * super().__len__()
+
+    def __getitem__(self, i):
+        return super().__getitem__(i % super().__len__())
+
+
 def _runner(work_dir, lr, max_iters, hooks=(), resume=False, load_from=None,
             schedule=SCHEDULE, paramwise=False):
     optim = dict(optimizer=dict(type='SGD', lr=lr, weight_decay=1e-4))
@@ -45,7 +57,7 @@ def _runner(work_dir, lr, max_iters, hooks=(), resume=False, load_from=None,
     return Runner(
         model=TinyRegressor(), work_dir=str(work_dir),
         train_dataloader=dict(
-            dataset=Points(), batch_size=2, num_workers=0,
+            dataset=RepeatedPoints(), batch_size=2, num_workers=0,
             sampler=dict(type='DefaultSampler', shuffle=False),
             collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
