@@ -273,11 +273,13 @@ def test_video_demo_config_trains_under_cpu_amp(tmp_path, clips, dtype):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('dtype', DTYPES)
+@pytest.mark.parametrize('dtype', ['bfloat16'])
 def test_k400_tiny_config_trains_under_cpu_amp(tmp_path, clips, dtype):
     # the headline config's model, optimizer and runtime (R = 8); clips of
-    # 4 x 64^2 instead of 32 x 224^2; two iterations of one clip each
-    # (fp16 is emulated on most CPUs: minutes a step)
+    # 4 x 64^2 instead of 32 x 224^2; two iterations of one clip each.
+    # bf16 only: CPU fp16 is emulated (2.5 min for these two steps); the
+    # fp16 scaler path trains the demo and bootstrapped configs above and
+    # below, and K400 in fp16 on a GPU in tools/gpu_check.py
     cfg = _video_cfg(osp.join(REPO, 'configs/k400.py'), clips, tmp_path,
                      dtype)
     _shrink_clips(cfg, clip_len=4, size=64)
